@@ -1,12 +1,24 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { isUserError } from '../util/errors';
-import { register as registerInfo } from './commands/info';
+import { readdirSync } from 'node:fs';
+import { extname, join } from 'node:path';
 
 /**
- * The `s2s` command. Each subcommand registers itself from its own file; this
- * file only composes them and turns user errors into one line on stderr.
+ * The `s2s` command. Each subcommand lives in its own file under ./commands
+ * and exports `register(program)`; this file discovers them (so adding a
+ * command never touches this file) and turns user errors into one line on
+ * stderr.
  */
+function commandModules(): Array<{ register(program: Command): void }> {
+  const dir = join(__dirname, 'commands');
+  const ext = extname(__filename); // .js when built, .ts under jest
+  return readdirSync(dir)
+    .filter((f) => extname(f) === ext && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+    .sort()
+    .map((f) => require(join(dir, f)));
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -14,7 +26,7 @@ export function buildProgram(): Command {
     .description('S2SNet defence proxy for image classifiers: serve, train, attack and evaluate on ONNX Runtime')
     .version(require('../../package.json').version as string)
     .showHelpAfterError('(run with --help for usage)');
-  for (const register of [registerInfo]) register(program);
+  for (const m of commandModules()) m.register(program);
   return program;
 }
 
