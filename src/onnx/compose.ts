@@ -5,9 +5,9 @@ import { TensorData } from './tensor';
  * Wires one graph's outputs into another's inputs, producing one graph
  * (`f ∘ s`: compose(s, f, { connect: [['reconstruction', 'input']] })).
  * Names of the second graph that clash with the first are renamed with a
- * prefix; initializers that clash but hold identical data are shared, so a
- * classifier composed twice (clean and defended path) keeps one copy of its
- * weights.
+ * prefix. With `shareIdenticalInitializers`, initializers holding identical
+ * data are shared, so a classifier composed twice (clean and defended path)
+ * keeps one copy of its weights.
  */
 export interface ComposeOptions {
   /** pairs [output of first, input of second] */
@@ -21,6 +21,13 @@ export interface ComposeOptions {
    * first, then first's). Default: the second graph's outputs.
    */
   outputs?: Array<{ from: 'first' | 'second'; name: string }>;
+  /**
+   * Reuse an initializer of the first graph when the second has one with
+   * identical data (for inference graphs that apply one model twice). Off by
+   * default: in a training graph two equal-valued tensors (zero biases) are
+   * still different parameters.
+   */
+  shareIdenticalInitializers?: boolean;
   /** unconnected inputs of the second graph that have the same name as an input of the first become that input */
   shareInputs?: boolean;
 }
@@ -66,10 +73,17 @@ export function composeGraphs(first: Graph, second: Graph, opts: ComposeOptions)
     renamed.set(v.name, n);
     newInputs.push({ ...v, name: n });
   }
+  // Index the first graph's initializers by shape so identical data is found whatever its name.
+  const byShape = new Map<string, string[]>();
+  for (const [name, t] of a.initializers) {
+    const key = `${t.dataType}:${t.dims.join('x')}`;
+    byShape.set(key, [...(byShape.get(key) ?? []), name]);
+  }
   for (const [name, t] of second.initializers) {
-    const existing = a.initializers.get(name);
-    if (existing && sameTensor(existing, t)) {
-      renamed.set(name, name);
+    const candidates = opts.shareIdenticalInitializers ? byShape.get(`${t.dataType}:${t.dims.join('x')}`) ?? [] : [];
+    const twin = candidates.find((c) => sameTensor(a.initializers.get(c)!, t));
+    if (twin !== undefined) {
+      renamed.set(name, twin);
       continue;
     }
     const n = scope.has(name) || firstValues.has(name) ? scope.fresh(prefix + name) : (scope.reserve(name), name);

@@ -1,0 +1,56 @@
+import { GraphBuilder } from '../../src/onnx/builder';
+import { floatTensor } from '../../src/onnx/tensor';
+import { parseProvider } from '../../src/runtime/providers';
+import { createSession } from '../../src/runtime/session';
+import { UserError } from '../../src/util/errors';
+
+function tiny() {
+  const b = new GraphBuilder('tiny', { seed: 1 });
+  const x = b.input('input', ['N', 1, 4, 4]);
+  b.output(b.linear(b.flatten(x), { out: 3 }), 'logits');
+  return b.build();
+}
+
+describe('ModelSession', () => {
+  it('rejects a wrong input shape with one line naming graph, input and both shapes', async () => {
+    const s = await createSession(tiny(), { provider: 'cpu' });
+    const err = await s.run({ input: floatTensor([2, 3, 4, 4]) }).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toBe("graph 'tiny': input 'input' expects float32 [N, 1, 4, 4], got float32 [2, 3, 4, 4]");
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('rejects unknown and missing inputs by name', async () => {
+    const s = await createSession(tiny(), { provider: 'cpu' });
+    await expect(s.run({ image: floatTensor([1, 1, 4, 4]) })).rejects.toThrow("graph 'tiny' has no input 'image' (inputs: input)");
+    await expect(s.run({})).rejects.toThrow("graph 'tiny': input 'input' is missing");
+  });
+
+  it('reports a missing model file as a UserError', async () => {
+    await expect(createSession('/no/such/model.onnx')).rejects.toThrow('model file not found: /no/such/model.onnx');
+  });
+
+  it('falls back from CUDA to CPU explicitly and logs why', async () => {
+    const warnings: object[] = [];
+    const logger = { info: () => undefined, warn: (o: object) => warnings.push(o) };
+    const s = await createSession(tiny(), { provider: 'cuda', logger });
+    // This machine has no CUDA provider library, so the fallback must have happened and been logged.
+    expect(s.provider).toBe('cpu');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ graph: 'tiny', provider: 'cpu' });
+    const r = await s.run({ input: floatTensor([2, 1, 4, 4]) });
+    expect(r.logits.dims).toEqual([2, 3]);
+  });
+
+  it('honours thread settings and auto picks CPU here', async () => {
+    const s = await createSession(tiny(), { provider: 'auto', intraOpThreads: 1, interOpThreads: 1 });
+    expect(s.provider).toBe('cpu');
+    expect(s.inputShape('input')).toEqual(['N', 1, 4, 4]);
+  });
+
+  it('parses provider names strictly', () => {
+    expect(parseProvider(undefined)).toBe('auto');
+    expect(parseProvider('CUDA')).toBe('cuda');
+    expect(() => parseProvider('tpu')).toThrow("unknown execution provider 'tpu'");
+  });
+});
