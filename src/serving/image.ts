@@ -1,0 +1,113 @@
+import sharp from 'sharp';
+import { UserError } from '../util/errors';
+import type { InputSpec, ResizeFit } from '../models/manifest';
+
+/**
+ * Image bytes → the model's input tensor (float32, CHW, [0,1]) with sharp:
+ * EXIF orientation applied, converted to the model's channels, resized to its
+ * geometry. Every way the bytes can be wrong ends in a UserError with a 4xx
+ * status and a message that says what was wrong (never the bytes themselves).
+ */
+
+export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff';
+export const IMAGE_MEDIA_TYPES: Record<string, ImageFormat> = {
+  'image/jpeg': 'jpeg',
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+  'image/tiff': 'tiff',
+};
+
+export interface Geometry {
+  channels: 1 | 3;
+  height: number;
+  width: number;
+  resize: ResizeFit;
+}
+
+export function geometryOf(input: InputSpec): Geometry {
+  return { channels: input.channels, height: input.height, width: input.width, resize: input.resize ?? 'cover' };
+}
+
+/** The format named by the first bytes, or undefined; checked before sharp sees the data so no other decoder (SVG, PDF, …) is ever reached. */
+export function sniffFormat(b: Uint8Array): ImageFormat | undefined {
+  const at = (i: number, ...xs: number[]) => xs.every((x, k) => b[i + k] === x);
+  if (b.length >= 3 && at(0, 0xff, 0xd8, 0xff)) return 'jpeg';
+  if (b.length >= 8 && at(0, 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return 'png';
+  if (b.length >= 6 && (at(0, 0x47, 0x49, 0x46, 0x38, 0x37, 0x61) || at(0, 0x47, 0x49, 0x46, 0x38, 0x39, 0x61))) return 'gif';
+  if (b.length >= 12 && at(0, 0x52, 0x49, 0x46, 0x46) && at(8, 0x57, 0x45, 0x42, 0x50)) return 'webp';
+  if (b.length >= 4 && (at(0, 0x49, 0x49, 0x2a, 0x00) || at(0, 0x4d, 0x4d, 0x00, 0x2a))) return 'tiff';
+  return undefined;
+}
+
+function decodeError(label: string, e: unknown): UserError {
+  const msg = (e as Error).message ?? String(e);
+  if (/pixel limit/i.test(msg)) return new UserError(`${label}: image exceeds the pixel limit`, 413);
+  // libvips messages name the loader and the problem ("VipsJpeg: Premature end of input file"); no pixel data.
+  return new UserError(`${label}: could not decode the image (${msg.split('\n')[0].slice(0, 200)})`, 400);
+}
+
+/**
+ * Decodes one image into `out` at `offset` (C·H·W floats), or into a new array.
+ * `label` names the image in error messages (e.g. "image 2" or a part's filename).
+ */
+export async function decodeImage(
+  bytes: Uint8Array,
+  geo: Geometry,
+  maxPixels: number,
+  label = 'image',
+  out?: Float32Array,
+  offset = 0,
+): Promise<Float32Array> {
+  if (bytes.length === 0) throw new UserError(`${label} is empty`);
+  const format = sniffFormat(bytes);
+  if (!format) throw new UserError(`${label} is not a JPEG, PNG, WebP, GIF or TIFF image`, 415);
+
+  const img = sharp(bytes, { limitInputPixels: maxPixels, autoOrient: true, failOn: 'warning', pages: 1 });
+  let meta: sharp.Metadata;
+  try {
+    meta = await img.metadata();
+  } catch (e) {
+    throw decodeError(label, e);
+  }
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (w === 0 || h === 0) throw new UserError(`${label} has no pixels (${w}×${h})`);
+  if (w * h > maxPixels) throw new UserError(`${label} is ${w}×${h} = ${w * h} pixels; the limit is ${maxPixels}`, 413);
+
+  let pipeline = img.removeAlpha();
+  pipeline = geo.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
+  pipeline = pipeline.resize(geo.width, geo.height, { fit: geo.resize, position: 'centre', background: { r: 0, g: 0, b: 0 } });
+  let data: Buffer;
+  let channels: number;
+  try {
+    const r = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    data = r.data;
+    channels = r.info.channels;
+  } catch (e) {
+    throw decodeError(label, e);
+  }
+  if (channels !== geo.channels) throw new Error(`sharp produced ${channels} channels, expected ${geo.channels}`);
+
+  const plane = geo.height * geo.width;
+  const dst = out ?? new Float32Array(geo.channels * plane);
+  // HWC bytes → CHW floats in [0,1]
+  for (let c = 0; c < channels; c++) {
+    const base = offset + c * plane;
+    for (let p = 0, s = c; p < plane; p++, s += channels) dst[base + p] = data[s] / 255;
+  }
+  return dst;
+}
+
+/** A CHW float image in [0,1] as PNG bytes (values outside [0,1] are clipped). */
+export async function encodePng(chw: Float32Array, geo: Pick<Geometry, 'channels' | 'height' | 'width'>): Promise<Buffer> {
+  const plane = geo.height * geo.width;
+  const hwc = Buffer.alloc(plane * geo.channels);
+  for (let c = 0; c < geo.channels; c++) {
+    for (let p = 0; p < plane; p++) {
+      const v = chw[c * plane + p];
+      hwc[p * geo.channels + c] = Math.round(Math.min(1, Math.max(0, v)) * 255);
+    }
+  }
+  return sharp(hwc, { raw: { width: geo.width, height: geo.height, channels: geo.channels } }).png().toBuffer();
+}
