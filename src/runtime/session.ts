@@ -64,7 +64,8 @@ export class ModelSession {
     const open = async (provider: Provider) => {
       const executionProviders: ort.InferenceSession.ExecutionProviderConfig[] =
         provider === 'cuda' ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 } as ort.InferenceSession.ExecutionProviderConfig, 'cpu'] : ['cpu'];
-      const o = { ...base, executionProviders };
+      // ORT prints its own error when the CUDA library is missing; we log the fallback ourselves.
+      const o = { ...base, executionProviders, logSeverityLevel: provider === 'cuda' ? 4 : 2 } as ort.InferenceSession.SessionOptions;
       return typeof bytes === 'string' ? ort.InferenceSession.create(bytes, o) : ort.InferenceSession.create(bytes, o);
     };
     if (typeof bytes === 'string') {
