@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+#
+# The s2s defence proxy.
+#   CPU:  docker build -t s2s:0.1.0 .
+#   CUDA: docker build --build-arg VARIANT=cuda -t s2s:0.1.0-cuda .
+# See docs/deployment.md. The build runs only the README's own setup commands (npm ci, npm run build),
+# then drops dev dependencies; the runtime image runs no command at build time at all.
+
+ARG VARIANT=cpu
+ARG NODE_IMAGE=node:20-bookworm-slim
+# onnxruntime-node 1.2x+ is built against CUDA 12 and cuDNN 9; the "cudnn-runtime" tags carry both.
+ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+# onnxruntime-node bundles its CPU binaries. Its CUDA provider is too large for npm, so its postinstall
+# script fetches it when ONNXRUNTIME_NODE_INSTALL=cuda12 (the variable outranks the repo's .npmrc "skip").
+FROM ${NODE_IMAGE} AS install-cpu
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+
+FROM ${NODE_IMAGE} AS install-cuda
+ENV ONNXRUNTIME_NODE_INSTALL=cuda12
+
+FROM install-${VARIANT} AS build
+WORKDIR /app
+# npm ci runs the package's prepare script (tsc), so the sources must be here before it.
+COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN --mount=type=cache,target=/root/.npm npm ci
+RUN npm run build
+RUN npm prune --omit=dev
+
+FROM ${NODE_IMAGE} AS runtime-cpu
+ENV S2S_PROVIDER=cpu
+
+# Node comes from the official Node image, so both variants run the same Node build;
+# the CUDA base provides the CUDA 12 and cuDNN libraries the CUDA provider loads.
+FROM ${CUDA_IMAGE} AS runtime-cuda
+COPY --from=install-cuda /usr/local/bin/node /usr/local/bin/node
+ENV S2S_PROVIDER=auto
+
+FROM runtime-${VARIANT} AS runtime
+WORKDIR /app
+# HOME=/tmp: the only writable place once the root filesystem is read-only (Kubernetes mounts an emptyDir there).
+# S2S_MODELS_DIR points at the baked-in default model set; mount another set anywhere and point this at it.
+ENV NODE_ENV=production \
+    HOME=/tmp \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    S2S_MODELS_DIR=/app/models
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY openapi.yaml ./openapi.yaml
+COPY models ./models
+# Numeric, so Kubernetes can verify runAsNonRoot; the files above stay root-owned and read-only to it.
+USER 10001:10001
+EXPOSE 8080
+# Slim images have no curl; Node 20's fetch does the same job.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/v2/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# The service drains on SIGTERM: readiness turns 503, in-flight requests finish, then it exits.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/cli/main.js"]
+CMD ["serve"]
