@@ -1,0 +1,54 @@
+/**
+ * What the trainer reads batches from. Any reader fits (Fashion-MNIST IDX
+ * files, an image folder, an in-memory array) as long as `get` returns one
+ * row per requested index, in order: images float32 NCHW in [0, 1], labels
+ * int64 class indices (absent for unlabelled data such as stage-1 autoencoder
+ * training). `get` may be synchronous or return a promise (decoding files).
+ *
+ * src/data/dataset.ts declares the same shape for the data readers; the two are
+ * structurally identical, so a reader from there is a Dataset here.
+ */
+export interface Batch {
+  images: Float32Array;
+  labels?: BigInt64Array;
+}
+
+export interface Dataset {
+  size: number;
+  /** [C, H, W] of one image */
+  shape: number[];
+  get(batchIndices: number[]): Batch | Promise<Batch>;
+}
+
+/** A dataset held in memory, e.g. a synthetic set built in a test or a subset cut from a reader. */
+export function arrayDataset(images: Float32Array, shape: number[], labels?: BigInt64Array): Dataset {
+  const per = shape.reduce((a, b) => a * b, 1);
+  if (per === 0 || images.length % per !== 0) throw new Error(`arrayDataset: ${images.length} values do not split into images of [${shape}]`);
+  const size = images.length / per;
+  if (labels && labels.length !== size) throw new Error(`arrayDataset: ${size} images but ${labels.length} labels`);
+  return {
+    size,
+    shape: [...shape],
+    get(indices) {
+      const out = new Float32Array(indices.length * per);
+      const lab = labels ? new BigInt64Array(indices.length) : undefined;
+      indices.forEach((idx, row) => {
+        if (!Number.isInteger(idx) || idx < 0 || idx >= size) throw new RangeError(`arrayDataset: index ${idx} outside [0, ${size})`);
+        out.set(images.subarray(idx * per, (idx + 1) * per), row * per);
+        if (lab) lab[row] = labels![idx];
+      });
+      return { images: out, labels: lab };
+    },
+  };
+}
+
+/** Reads a batch and checks that the reader kept its promise about sizes. */
+export async function readBatch(ds: Dataset, indices: number[]): Promise<Batch> {
+  const b = await ds.get(indices);
+  const per = ds.shape.reduce((a, c) => a * c, 1);
+  if (b.images.length !== indices.length * per) {
+    throw new Error(`dataset returned ${b.images.length} values for ${indices.length} images of [${ds.shape}]`);
+  }
+  if (b.labels && b.labels.length !== indices.length) throw new Error(`dataset returned ${b.labels.length} labels for ${indices.length} images`);
+  return b;
+}
