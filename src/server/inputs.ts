@@ -1,0 +1,82 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import multipart from '@fastify/multipart';
+import { UserError } from '../util/errors';
+import { IMAGE_MEDIA_TYPES } from '../serving/image';
+
+/**
+ * The three ways a client sends images — a raw image body, multipart parts
+ * named `image`, JSON with base64 strings — reduced to a list of byte
+ * buffers. Limits (body size, number of images) are enforced here, before any
+ * decoding, with messages that name the limit.
+ */
+
+export interface ImageSource {
+  bytes: Buffer;
+  /** multipart filename or "image N", for error messages and results */
+  label: string;
+  filename?: string;
+}
+
+export interface InputLimits {
+  bodyLimit: number;
+  maxParts: number;
+}
+
+/** Raw image bodies as Buffers, and multipart with per-part and part-count limits. */
+export const bodyParsersPlugin = fp(async (app: FastifyInstance, opts: InputLimits) => {
+  app.addContentTypeParser(Object.keys(IMAGE_MEDIA_TYPES), { parseAs: 'buffer', bodyLimit: opts.bodyLimit }, (_req, body, done) => done(null, body));
+  await app.register(multipart, {
+    limits: { fileSize: opts.bodyLimit, files: opts.maxParts, fields: 8, fieldSize: 1024, parts: opts.maxParts + 8, headerPairs: 100 },
+    throwFileSizeLimit: true,
+  });
+});
+
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+export function decodeBase64Image(s: string, label: string): Buffer {
+  const body = s.replace(/^data:[^,]{0,100};base64,/, '').replace(/\s+/g, '');
+  if (body.length === 0) throw new UserError(`${label} is empty`);
+  if (!BASE64.test(body)) throw new UserError(`${label} is not valid base64`);
+  return Buffer.from(body, 'base64');
+}
+
+async function fromMultipart(req: FastifyRequest, limits: InputLimits): Promise<ImageSource[]> {
+  const out: ImageSource[] = [];
+  let total = 0;
+  try {
+    for await (const part of req.parts()) {
+      if (part.type !== 'file') throw new UserError(`unexpected form field '${part.fieldname}'; send images as parts named 'image' and options as query parameters`);
+      if (part.fieldname !== 'image') throw new UserError(`unexpected part '${part.fieldname}'; send images as parts named 'image'`);
+      const bytes = await part.toBuffer();
+      total += bytes.length;
+      if (total > limits.bodyLimit) throw new UserError(`request body over ${limits.bodyLimit} bytes`, 413);
+      out.push({ bytes, label: `image ${out.length} (${part.filename || 'unnamed part'})`, filename: part.filename || undefined });
+    }
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw new UserError(`too many parts; at most ${limits.maxParts} images per request`, 413);
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UserError(`a part is over ${limits.bodyLimit} bytes`, 413);
+    throw e;
+  }
+  return out;
+}
+
+/** The images a classify request carries, in order. */
+export async function imagesFromRequest(req: FastifyRequest, limits: InputLimits): Promise<ImageSource[]> {
+  let images: ImageSource[];
+  if (req.isMultipart()) {
+    images = await fromMultipart(req, limits);
+  } else if (Buffer.isBuffer(req.body)) {
+    images = [{ bytes: req.body, label: 'image' }];
+  } else if (req.body && typeof req.body === 'object' && Array.isArray((req.body as { images?: unknown }).images)) {
+    const list = (req.body as { images: string[] }).images;
+    if (list.length > limits.maxParts) throw new UserError(`${list.length} images; at most ${limits.maxParts} per request`, 413);
+    images = list.map((s, i) => ({ bytes: decodeBase64Image(s, `image ${i}`), label: `image ${i}` }));
+  } else {
+    throw new UserError('empty request: send an image body (image/jpeg, image/png, image/webp, image/gif, image/tiff), multipart/form-data parts named image, or JSON {"images": [base64, …]}');
+  }
+  if (images.length === 0) throw new UserError('no images in the request');
+  if (images.length > limits.maxParts) throw new UserError(`${images.length} images; at most ${limits.maxParts} per request`, 413);
+  return images;
+}

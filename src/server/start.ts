@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino, { Logger } from 'pino';
+import { loadModelSet } from '../models/loader';
+import { ModelRegistry, selectModelSets } from '../models/registry';
+import { ServedModel } from '../serving/served-model';
+import { UserError } from '../util/errors';
+import { buildApp } from './app';
+import type { Config } from './config';
+import { Lifecycle } from './lifecycle';
+import { Metrics } from './metrics';
+
+/**
+ * Process-level start and stop: load and verify the model sets, listen, and
+ * on SIGTERM drain — readiness 503 first, keep serving for drainMs while load
+ * balancers take the replica out, then stop accepting, finish what is in
+ * flight, release the sessions and exit. SIGINT (Ctrl-C) skips the wait.
+ */
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: 's2s' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Secrets never reach the log even if a serializer starts including headers.
+    redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'headers.authorization', 'headers["x-api-key"]'], censor: '[redacted]' },
+  });
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  models: ModelRegistry<ServedModel>;
+  /** Drains and closes; resolves when everything in flight has finished. */
+  shutdown(signal?: 'SIGTERM' | 'SIGINT'): Promise<void>;
+  /** resolves once the server has closed, whoever closed it */
+  closed: Promise<void>;
+}
+
+export async function loadModels(config: Config, metrics: Metrics, logger: Logger): Promise<ModelRegistry<ServedModel>> {
+  const names = selectModelSets(config.modelsDir, config.model, config.loadModels);
+  const served: ServedModel[] = [];
+  for (const name of names) {
+    const dir = join(config.modelsDir, name);
+    const set = await loadModelSet(dir);
+    if (set.name !== name) throw new UserError(`${dir}/manifest.json names the set '${set.name}'; the folder must have the same name`);
+    const model = await ServedModel.load(set, {
+      provider: config.provider,
+      intraOpThreads: config.threads,
+      batcher: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, queueLimit: config.queueLimit },
+      noise: { kind: config.noiseKind, sigma: config.noise, maxSigma: config.noiseMax },
+      logger: logger.child({ model: name }),
+      observer: metrics.batcherObserver(name),
+    });
+    metrics.addModel(model.name, model.version, model.provider);
+    logger.info(
+      { model: model.name, version: model.version, provider: model.provider, chain: set.manifest.defence.chain.map((s) => s.stage), noise: model.noise, threshold: model.threshold },
+      'model set loaded (sha256 verified)',
+    );
+    served.push(model);
+  }
+  return new ModelRegistry(served, config.model);
+}
+
+export async function startServer(config: Config, opts: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const metrics = new Metrics();
+  const lifecycle = new Lifecycle(metrics);
+  const models = await loadModels(config, metrics, logger);
+  const app = await buildApp({ config, models, metrics, lifecycle, logger });
+  let markClosed!: () => void;
+  const closed = new Promise<void>((r) => (markClosed = r));
+  app.addHook('onClose', async () => {
+    await Promise.all(models.all().map((m) => m.close()));
+    markClosed();
+  });
+  let url: string;
+  try {
+    url = await app.listen({ port: config.port, host: config.host });
+  } catch (e) {
+    await app.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new UserError(`cannot listen on ${config.host}:${config.port} (${code})`);
+    throw e;
+  }
+  lifecycle.markReady();
+  logger.info({ url, models: models.names(), default: models.defaultName, policy: config.detectionPolicy, auth: config.apiKeys.length > 0 }, 'ready');
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (signal?: 'SIGTERM' | 'SIGINT'): Promise<void> => {
+    if (closing) return closing;
+    closing = (async () => {
+      lifecycle.startDraining();
+      const wait = signal === 'SIGINT' ? 0 : config.drainMs;
+      logger.info({ signal, drainMs: wait }, 'draining: readiness is 503, still serving');
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      logger.info('closing: no new connections; finishing in-flight requests');
+      await app.close();
+      logger.info('stopped');
+    })();
+    return closing;
+  };
+
+  if (opts.handleSignals) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => {
+        if (closing) {
+          logger.warn({ signal }, 'second signal: exiting now');
+          process.exit(1);
+        }
+        // Bound the whole shutdown: a wedged request must not keep a terminating pod forever.
+        setTimeout(() => {
+          logger.error('shutdown took too long; exiting');
+          process.exit(1);
+        }, config.drainMs + config.requestTimeoutMs + 5000).unref();
+        shutdown(signal).then(
+          () => {
+            logger.flush?.();
+            process.exitCode = 0;
+          },
+          (e) => {
+            logger.error({ err: e }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      });
+    }
+  }
+  return { app, url, models, shutdown, closed };
+}
