@@ -1,0 +1,41 @@
+import { GraphBuilder } from '../../src/onnx/builder';
+import { attr } from '../../src/onnx/graph';
+import { Graph } from '../../src/onnx/graph';
+import { floatTensor } from '../../src/onnx/tensor';
+
+/**
+ * Small classifiers whose gradients are known in closed form, for attack
+ * tests with answers computed by hand.
+ */
+
+/** logits = W·flatten(x) + b, W [K, C·H·W] row-major. */
+export function linearClassifier(w: number[][], b: number[], shape: [number, number, number]): Graph {
+  const g = new GraphBuilder('linear', { opset: 17 });
+  const x = g.input('input', ['N', ...shape]);
+  const flat = g.flatten(x);
+  const weight = g.constant(floatTensor([w.length, w[0].length], w.flat()), 'W');
+  const bias = g.constant(floatTensor([b.length], b), 'b');
+  g.output(g.op('Gemm', [flat, weight, bias], { transB: attr.int(1) }), 'logits');
+  return g.build();
+}
+
+/** A random two-layer MLP (Gemm, ReLU): nonlinear, so attacks have work to do. */
+export function mlpClassifier(shape: [number, number, number], classes: number, hidden = 32, seed = 3): Graph {
+  const g = new GraphBuilder('mlp', { seed });
+  const x = g.input('input', ['N', ...shape]);
+  const h = g.relu(g.linear(g.flatten(x), { out: hidden }));
+  g.output(g.linear(h, { out: classes, init: 'glorot' }), 'logits');
+  return g.build();
+}
+
+/** softmax(z) in float64. */
+export function softmax(z: number[]): number[] {
+  const m = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+export function logitsOf(w: number[][], b: number[], x: ArrayLike<number>): number[] {
+  return w.map((row, k) => row.reduce((a, wi, i) => a + wi * x[i], b[k]));
+}
