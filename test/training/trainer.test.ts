@@ -9,7 +9,7 @@ import { TensorData } from '../../src/onnx/tensor';
 import { createSession } from '../../src/runtime/session';
 import { ArtifactOptions, buildArtifacts, writeArtifacts } from '../../src/training/artifacts';
 import { loadCheckpoint } from '../../src/training/checkpoint';
-import { Dataset, arrayDataset } from '../../src/training/dataset';
+import { Dataset, arrayDataset, readBatch } from '../../src/training/dataset';
 import { Trainer, TrainerOptions } from '../../src/training/trainer';
 import { Rng } from '../../src/util/random';
 
@@ -138,7 +138,7 @@ describe('trainer', () => {
 
     // The exported graph classifies as the trainer's eval said it would.
     const s = await createSession(g, { provider: 'cpu' });
-    const batch = test.get(Array.from({ length: test.size }, (_, i) => i));
+    const batch = await readBatch(test, Array.from({ length: test.size }, (_, i) => i));
     const out = await s.run({ input: new ort.Tensor('float32', batch.images, [test.size, 1, 28, 28]) });
     await s.release();
     const logits = out.logits.data as Float32Array;
@@ -158,7 +158,7 @@ describe('trainer', () => {
     const a = buildArtifacts(b.build(), { requiresGrad: 'all', loss: { kind: 'mse' }, optimizer: { kind: 'adamw', weightDecay: 0 } });
     expect(a.info.labelsInput).toBeUndefined();
     expect(a.info.loss.target).toBe('input');
-    const unlabelled: Dataset = { size: train.size, shape: train.shape, get: (i) => ({ images: train.get(i).images }) };
+    const unlabelled = withoutLabels(train);
     const t = await Trainer.create(base(a, { train: unlabelled, eval: test, steps: 60, schedule: { kind: 'constant', lr: 5e-3 } }));
     const before = await t.evaluate();
     const r = await t.run();
@@ -187,7 +187,7 @@ describe('trainer', () => {
     expect(a.info.frozen).toEqual(['encoder.weight', 'encoder.bias', 'cls.weight', 'cls.bias']);
     const dir = tmp();
     writeArtifacts(dir, a);
-    const unlabelled: Dataset = { size: train.size, shape: train.shape, get: (i) => ({ images: train.get(i).images }) };
+    const unlabelled = withoutLabels(train);
     const t = await Trainer.create(base(dir, { train: unlabelled, eval: subsetOf(test, 200), steps: 40, schedule: { kind: 'constant', lr: 3e-3 } }));
     const before = await t.evaluate();
     const r = await t.run();
@@ -203,12 +203,16 @@ describe('trainer', () => {
     const a = buildArtifacts(mlp(8, 8), ce());
     const small = arrayDataset(new Float32Array(4 * 16), [1, 4, 4], new BigInt64Array(4));
     await expect(Trainer.create(base(a, { train: small, steps: 1 }))).rejects.toThrow(/takes images of \[1,28,28\], the training data has \[1,4,4\]/);
-    const noLabels: Dataset = { size: train.size, shape: train.shape, get: (i) => ({ images: train.get(i).images }) };
+    const noLabels = withoutLabels(train);
     const t = await Trainer.create(base(a, { train: noLabels, steps: 1 }));
     await expect(t.run()).rejects.toThrow(/cross-entropy loss needs labels/);
     await t.release();
   });
 });
+
+function withoutLabels(ds: Dataset): Dataset {
+  return { size: ds.size, shape: ds.shape, get: async (i) => ({ images: (await ds.get(i)).images }) };
+}
 
 function subsetOf(ds: Dataset, n: number): Dataset {
   const rng = new Rng(1);
