@@ -13,9 +13,14 @@ import { quantize } from './pixels';
  * The box is [max(0, x − ε), min(1, x + ε)] rather than [0, 1]: PROTOCOL.md
  * plots CW on the ε axis, and the tanh change of variables enforces that
  * bound exactly, without projection. ε ≥ 1 gives the classic unbounded
- * attack. Per image the smallest-L2 success seen is kept; an image never
- * fooled gets the last iterate of the largest c tried. The evaluation reports
- * the resulting L∞ (mean normalised L∞) beside the accuracy.
+ * attack.
+ *
+ * The 8-bit cast matters for CW: with κ = 0 its solutions sit on the decision
+ * boundary, and rounding often pushes them back. So a search round counts as
+ * a success only if its best iterate is still adversarial after quantisation
+ * (one forward pass per round); otherwise c grows. Per image the smallest-L2
+ * quantised success is kept; an image never fooled gets the last iterate of
+ * the largest c tried. The evaluation reports the resulting L∞.
  */
 export interface CwParams {
   iterations?: number;
@@ -43,7 +48,7 @@ export function cw(params: CwParams = {}): Attack {
   if (!(o.kappa >= 0)) throw new Error(`cw: κ must be ≥ 0, got ${o.kappa}`);
   return {
     name: 'cw',
-    passes: o.iterations * o.searchSteps,
+    passes: (o.iterations + 1) * o.searchSteps,
     async run(oracle: GradientOracle, input: AttackInput, ctx: AttackContext) {
       const n = checkInput(oracle, input);
       const d = oracle.imageSize;
@@ -68,6 +73,8 @@ export function cw(params: CwParams = {}): Attack {
       const upper = new Float64Array(n).fill(NO_UPPER);
       const bestL2 = new Float64Array(n).fill(Infinity);
       const best = Float32Array.from(x0);
+      const roundL2 = new Float64Array(n);
+      const roundBest = new Float32Array(size);
       const last = new Float32Array(size);
       const w = new Float32Array(size);
       const m = new Float32Array(size);
@@ -78,7 +85,7 @@ export function cw(params: CwParams = {}): Attack {
         w.set(w0);
         m.fill(0);
         v.fill(0);
-        const fooledThisRound = new Uint8Array(n);
+        roundL2.fill(Infinity);
         for (let it = 0; it < o.iterations; it++) {
           for (let i = 0; i < size; i++) {
             t[i] = Math.tanh(w[i]);
@@ -90,12 +97,9 @@ export function cw(params: CwParams = {}): Attack {
           for (let img = 0; img < n; img++) {
             let l2 = 0;
             for (let p = img * d; p < (img + 1) * d; p++) l2 += (xt[p] - x0[p]) ** 2;
-            if (isAdversarial(r.logits, k, img, input.labels[img], ctx.targeted, o.kappa)) {
-              fooledThisRound[img] = 1;
-              if (l2 < bestL2[img]) {
-                bestL2[img] = l2;
-                best.set(xt.subarray(img * d, (img + 1) * d), img * d);
-              }
+            if (l2 < roundL2[img] && isAdversarial(r.logits, k, img, input.labels[img], ctx.targeted, o.kappa)) {
+              roundL2[img] = l2;
+              roundBest.set(xt.subarray(img * d, (img + 1) * d), img * d);
             }
             const f = fSign * r.loss[img];
             const scale = f > -o.kappa ? c[img] * fSign : 0;
@@ -109,6 +113,21 @@ export function cw(params: CwParams = {}): Attack {
           }
         }
         for (let i = 0; i < size; i++) last[i] = mid[i] + half[i] * Math.tanh(w[i]);
+        // Judge the round by its best iterate as it will be evaluated: on the grid.
+        for (let img = 0; img < n; img++) if (roundL2[img] === Infinity) roundBest.set(last.subarray(img * d, (img + 1) * d), img * d);
+        const onGrid = quantize(roundBest, x0, ctx.eps);
+        const z = await oracle.logits(onGrid, input.ids, (s + 1) * o.iterations);
+        const fooledThisRound = new Uint8Array(n);
+        for (let img = 0; img < n; img++) {
+          if (roundL2[img] === Infinity || !isAdversarial(z, k, img, input.labels[img], ctx.targeted)) continue;
+          fooledThisRound[img] = 1;
+          let l2 = 0;
+          for (let p = img * d; p < (img + 1) * d; p++) l2 += (onGrid[p] - x0[p]) ** 2;
+          if (l2 < bestL2[img]) {
+            bestL2[img] = l2;
+            best.set(onGrid.subarray(img * d, (img + 1) * d), img * d);
+          }
+        }
         for (let img = 0; img < n; img++) {
           if (fooledThisRound[img]) {
             upper[img] = Math.min(upper[img], c[img]);
@@ -122,6 +141,7 @@ export function cw(params: CwParams = {}): Attack {
       for (let img = 0; img < n; img++) {
         if (bestL2[img] === Infinity) best.set(last.subarray(img * d, (img + 1) * d), img * d);
       }
+      // Successes are on the grid already; quantising them again changes nothing.
       return quantize(best, x0, ctx.eps);
     },
   };

@@ -39,3 +39,23 @@ export function softmax(z: number[]): number[] {
 export function logitsOf(w: number[][], b: number[], x: ArrayLike<number>): number[] {
   return w.map((row, k) => row.reduce((a, wi, i) => a + wi * x[i], b[k]));
 }
+
+/** Images on the 8-bit grid, drawn with a seed. */
+export function gridImages(n: number, size: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+  return Float32Array.from({ length: n * size }, () => Math.round(next() * 255) / 255);
+}
+
+/** Top-1 of a batch of logits. */
+export function predictions(logits: Float32Array, k: number): number[] {
+  const n = logits.length / k;
+  return Array.from({ length: n }, (_, i) => {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (logits[i * k + j] > logits[i * k + best]) best = j;
+    return best;
+  });
+}
