@@ -186,7 +186,8 @@ export class OnnxGradientOracle implements GradientOracle {
     return { logits: floats(r[LOGITS]), loss: floats(r[MARGIN_OUTPUT]), grad: floats(r[GRAD]) };
   }
 
-  async logits(x: Float32Array): Promise<Float32Array> {
+  /** Deterministic: the ids and step that randomised oracles seed from are not needed. */
+  async logits(x: Float32Array, _ids?: readonly number[], _step?: number): Promise<Float32Array> {
     const s = await this.session('forward');
     const r = await s.run({ [INPUT]: this.images(x) }, [LOGITS]);
     return floats(r[LOGITS]);
