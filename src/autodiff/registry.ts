@@ -1,5 +1,6 @@
 import { GradientRule, NO_GRADIENT } from './rule';
 import { activations } from './ops/activations';
+import { conv } from './ops/conv';
 import { elementwise } from './ops/elementwise';
 import { gather } from './ops/gather';
 import { linear } from './ops/linear';
@@ -27,7 +28,7 @@ export function supportedOps(): string[] {
   return [...rules.keys()].sort();
 }
 
-for (const family of [elementwise, activations, linear, softmax, reduce, structural, gather]) {
+for (const family of [elementwise, activations, linear, softmax, reduce, structural, gather, conv]) {
   for (const [op, rule] of Object.entries(family)) registerGradient(op, rule);
 }
 

@@ -1,0 +1,202 @@
+import { UserError } from '../../util/errors';
+import { DataType } from '../../onnx/dtype';
+import { Attr, Node, attr, attrInt, attrInts, attrString, describeNode } from '../../onnx/graph';
+import { windowParams } from '../../onnx/shapes';
+import { TensorData } from '../../onnx/tensor';
+import { Emitter } from '../emitter';
+import { GradientRule } from '../rule';
+
+/**
+ * Conv and ConvTranspose.
+ *
+ * Input gradient: a Conv with the kernel flipped and its in/out channels
+ * swapped when all strides are 1 (measured faster than ConvTranspose on ORT's
+ * CPU EP), else ConvTranspose with output_padding restoring odd sizes.
+ *
+ * Weight gradient (see bench/autodiff.ts for the measurements that chose it):
+ * im2col by one depthwise Conv with a fixed one-hot kernel, which handles
+ * strides, pads and dilations, giving cols [N, C·k², P]; then
+ *   - per-sample MatMul dy[N, O, P] · colsᵀ → [N, O, C·k²] and a ReduceSum
+ *     over N, when P (output pixels) is large: well-shaped GEMMs, no transposes;
+ *   - or, when P is small (late layers), the batch folded into the GEMM's
+ *     inner dimension: one Gemm over [O, N·P] × [C·k², N·P]ᵀ, so no
+ *     [N, O, C·k²] intermediate is ever materialised.
+ */
+export interface Window {
+  kernel: number[];
+  strides: number[];
+  pads: number[];
+  dilations: number[];
+  group: number;
+}
+
+function convWindow(e: Emitter, node: Node, x: string, w: string): Window {
+  const ws = e.staticShape(w);
+  if (!ws) throw new UserError(`autodiff: ${describeNode(node)} needs a weight of static shape`);
+  const kernel = attrInts(node, 'kernel_shape', ws.slice(2));
+  const xs = e.shape(x);
+  if (!xs) throw new UserError(`autodiff: the shape of '${x}' (input of ${describeNode(node)}) is unknown`);
+  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
+  if (autoPad.startsWith('SAME') && xs.slice(2).some((d) => typeof d !== 'number')) {
+    throw new UserError(`autodiff: ${describeNode(node)} uses auto_pad=${autoPad} on symbolic spatial sizes`);
+  }
+  const { strides, dilations, pads } = windowParams(node, xs, kernel);
+  return { kernel, strides, pads, dilations, group: attrInt(node, 'group', 1) };
+}
+
+function windowAttrs(w: Window, extra: Record<string, Attr> = {}): Record<string, Attr> {
+  return {
+    kernel_shape: attr.ints(w.kernel),
+    strides: attr.ints(w.strides),
+    pads: attr.ints(w.pads),
+    dilations: attr.ints(w.dilations),
+    group: attr.int(w.group),
+    ...extra,
+  };
+}
+
+/** One-hot depthwise kernel [C·k², 1, k…]: output channel c·k² + t copies offset t of channel c. */
+function im2colKernel(channels: number, kernel: number[], dataType: DataType): TensorData {
+  const kk = kernel.reduce((p, k) => p * k, 1);
+  const n = channels * kk * kk;
+  const data = dataType === DataType.DOUBLE ? new Float64Array(n) : new Float32Array(n);
+  for (let c = 0; c < channels; c++) for (let t = 0; t < kk; t++) data[(c * kk + t) * kk + t] = 1;
+  return { dataType, dims: [channels * kk, 1, ...kernel], data };
+}
+
+/**
+ * d(loss)/dW for y = Conv(input, W) with dOut = dy: W is [O, C/group, k…].
+ * Also serves ConvTranspose (with the roles of its input and output swapped).
+ */
+export function convWeightGrad(e: Emitter, input: string, dOut: string, w: Window, outChannels: number): string {
+  const xs = e.shape(input)!;
+  const channels = xs[1];
+  if (typeof channels !== 'number') throw new UserError(`autodiff: channel count of '${input}' is symbolic`);
+  const g = w.group;
+  const cg = channels / g;
+  const og = outChannels / g;
+  const kk = w.kernel.reduce((p, k) => p * k, 1);
+  const trivial = kk === 1 && w.strides.every((s) => s === 1) && w.pads.every((p) => p === 0);
+  const cols = trivial ? input : e.op('Conv', [input, e.constant(im2colKernel(channels, w.kernel, e.dataType(input)), 'im2col')], windowAttrs({ ...w, group: channels }));
+  const ys = e.shape(dOut)!;
+  const spatial = ys.slice(2);
+  const p = spatial.every((d) => typeof d === 'number') ? (spatial as number[]).reduce((a, b) => a * b, 1) : undefined;
+  const wShape = [outChannels, cg, ...w.kernel];
+  // Per-sample products cost O·C·k² per sample; folding costs transposes of (C·k² + O)·P.
+  const batched = p !== undefined && og * cg * kk <= p * (cg * kk + og);
+  const n = typeof xs[0] === 'number' ? xs[0] : 0; // Reshape's 0 copies the (symbolic) batch size
+  if (batched || p === undefined) {
+    const pp = p ?? -1;
+    const c3 = g === 1 ? e.op('Reshape', [cols, e.ints([n, cg * kk, pp])]) : e.op('Reshape', [cols, e.ints([n, g, cg * kk, pp])]);
+    const d3 = g === 1 ? e.op('Reshape', [dOut, e.ints([n, og, pp])]) : e.op('Reshape', [dOut, e.ints([n, g, og, pp])]);
+    const prod = e.op('MatMul', [d3, e.transpose(c3, g === 1 ? [0, 2, 1] : [0, 1, 3, 2])]);
+    return e.op('Reshape', [e.reduceSum(prod, [0], false), e.ints(wShape)]);
+  }
+  if (g === 1) {
+    const ct = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([n, cg * kk, p])]), [1, 0, 2]), e.ints([cg * kk, -1])]);
+    const dt = e.op('Reshape', [e.transpose(e.op('Reshape', [dOut, e.ints([n, og, p])]), [1, 0, 2]), e.ints([og, -1])]);
+    return e.op('Reshape', [e.op('Gemm', [dt, ct], { transB: attr.int(1) }), e.ints(wShape)]);
+  }
+  const ct = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([n, g, cg * kk, p])]), [1, 2, 0, 3]), e.ints([g, cg * kk, -1])]);
+  const dt = e.op('Reshape', [e.transpose(e.op('Reshape', [dOut, e.ints([n, g, og, p])]), [1, 2, 0, 3]), e.ints([g, og, -1])]);
+  return e.op('Reshape', [e.op('MatMul', [dt, e.transpose(ct, [0, 2, 1])]), e.ints(wShape)]);
+}
+
+/** Kernel of the adjoint convolution: per group, in/out channels swapped, spatial axes reversed. */
+function flippedKernel(e: Emitter, w: string, group: number): string {
+  const ws = e.staticShape(w)!;
+  const [o, cg, ...k] = ws;
+  const og = o / group;
+  let t: string;
+  if (group === 1) t = e.transpose(w, [1, 0, ...k.map((_, i) => i + 2)]);
+  else {
+    const r = e.op('Reshape', [w, e.ints([group, og, cg, ...k])]);
+    t = e.op('Reshape', [e.transpose(r, [0, 2, 1, ...k.map((_, i) => i + 3)]), e.ints([group * cg, og, ...k])]);
+  }
+  const axes = k.map((_, i) => i + 2);
+  return e.op('Slice', [t, e.ints(axes.map(() => -1)), e.ints(axes.map(() => -(2 ** 62))), e.ints(axes), e.ints(axes.map(() => -1))]);
+}
+
+/** Input gradient of Conv: dy [N, O, Ho…] → [N, C, H…]. */
+function convInputGrad(e: Emitter, node: Node, x: string, w: string, dy: string, win: Window): string {
+  const xs = e.shape(x)!;
+  const spatial = xs.slice(2);
+  const nd = win.kernel.length;
+  const reach = win.kernel.map((k, i) => win.dilations[i] * (k - 1));
+  const unitStride = win.strides.every((s) => s === 1);
+  if (unitStride && win.pads.every((p, i) => p <= reach[i % nd])) {
+    const pads = [...reach.map((r, i) => r - win.pads[i]), ...reach.map((r, i) => r - win.pads[i + nd])];
+    return e.op('Conv', [dy, flippedKernel(e, w, win.group)], windowAttrs({ ...win, pads }));
+  }
+  const ys = e.shape(dy)!;
+  const staticSizes = spatial.every((d) => typeof d === 'number') && ys.slice(2).every((d) => typeof d === 'number');
+  if (staticSizes) {
+    // ConvTranspose's natural size falls short of H by the rows the forward's floor dropped.
+    const outPad = spatial.map((h, i) => {
+      const natural = win.strides[i] * ((ys[i + 2] as number) - 1) + reach[i] + 1 - win.pads[i] - win.pads[i + nd];
+      return (h as number) - natural;
+    });
+    if (outPad.every((r) => r >= 0)) return e.op('ConvTranspose', [dy, w], windowAttrs(win, { output_padding: attr.ints(outPad) }));
+  }
+  // Symbolic sizes: keep every row up to the end padding, then cut to x's size at runtime.
+  const full = e.op('ConvTranspose', [dy, w], windowAttrs({ ...win, pads: [...win.pads.slice(0, nd), ...new Array(nd).fill(0)] }, { output_padding: attr.ints(win.strides.map((s) => s - 1)) }));
+  const axes = spatial.map((_, i) => i + 2);
+  const ends = e.op('Shape', [x], { start: attr.int(2) });
+  return e.op('Slice', [full, e.ints(axes.map(() => 0)), ends, e.ints(axes)]);
+}
+
+export const conv: Record<string, GradientRule> = {
+  Conv: {
+    grad: ({ node, dy: [g], e }) => {
+      const [x, w, b] = node.inputs;
+      const win = convWindow(e, node, x, w);
+      const out = e.staticShape(w)![0];
+      return [() => convInputGrad(e, node, x, w, g!, win), () => convWeightGrad(e, x, g!, win, out), b ? () => e.reduceSum(g!, spatialAndBatch(e, g!), false) : undefined];
+    },
+  },
+  ConvTranspose: {
+    grad: ({ node, dy: [g], e }) => {
+      const [x, w, b] = node.inputs;
+      const ws = e.staticShape(w);
+      if (!ws) throw new UserError(`autodiff: ${describeNode(node)} needs a weight of static shape`);
+      const win = convTransposeWindow(e, node, x, ws);
+      // y = ConvTranspose(x, W) is the adjoint of x' = Conv(y', W): gradients swap roles.
+      return [() => e.op('Conv', [g!, w], windowAttrs(win)), () => convWeightGrad(e, g!, x, win, ws[0]), b ? () => e.reduceSum(g!, spatialAndBatch(e, g!), false) : undefined];
+    },
+  },
+};
+
+function spatialAndBatch(e: Emitter, v: string): number[] {
+  return [0, ...Array.from({ length: e.rank(v) - 2 }, (_, i) => i + 2)];
+}
+
+/** ConvTranspose's window, with output_shape / auto_pad resolved to explicit pads as the ONNX spec defines. */
+function convTransposeWindow(e: Emitter, node: Node, x: string, ws: number[]): Window {
+  const kernel = attrInts(node, 'kernel_shape', ws.slice(2));
+  const nd = kernel.length;
+  const strides = attrInts(node, 'strides', new Array(nd).fill(1));
+  const dilations = attrInts(node, 'dilations', new Array(nd).fill(1));
+  const group = attrInt(node, 'group', 1);
+  const outputShape = attrInts(node, 'output_shape');
+  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
+  let pads = attrInts(node, 'pads', new Array(2 * nd).fill(0));
+  if (outputShape || autoPad.startsWith('SAME')) {
+    const xs = e.staticShape(x);
+    if (!xs) throw new UserError(`autodiff: ${describeNode(node)} sets output_shape/auto_pad on symbolic sizes`);
+    const outPad = attrInts(node, 'output_padding', new Array(nd).fill(0));
+    const target = outputShape ? outputShape.slice(-nd) : xs.slice(2).map((s, i) => s * strides[i]);
+    pads = new Array(2 * nd).fill(0);
+    for (let i = 0; i < nd; i++) {
+      const total = strides[i] * (xs[i + 2] - 1) + outPad[i] + (kernel[i] - 1) * dilations[i] + 1 - target[i];
+      const half = Math.floor(total / 2);
+      if (autoPad === 'SAME_UPPER') {
+        pads[i] = half;
+        pads[i + nd] = total - half;
+      } else {
+        pads[i] = total - half;
+        pads[i + nd] = half;
+      }
+    }
+  }
+  return { kernel, strides, pads, dilations, group };
+}
