@@ -17,14 +17,15 @@ import { Metrics } from './metrics';
  * flight, release the sessions and exit. SIGINT (Ctrl-C) skips the wait.
  */
 
-export function createLogger(level: string): Logger {
-  return pino({
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: 's2s' },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Secrets never reach the log even if a serializer starts including headers.
     redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'headers.authorization', 'headers["x-api-key"]'], censor: '[redacted]' },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export interface RunningServer {

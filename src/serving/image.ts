@@ -63,10 +63,10 @@ export async function decodeImage(
   const format = sniffFormat(bytes);
   if (!format) throw new UserError(`${label} is not a JPEG, PNG, WebP, GIF or TIFF image`, 415);
 
-  const img = sharp(bytes, { limitInputPixels: maxPixels, autoOrient: true, failOn: 'warning', pages: 1 });
   let meta: sharp.Metadata;
   try {
-    meta = await img.metadata();
+    // Header only (no pixels decoded), read without the limit so an oversized image gets its dimensions in the message.
+    meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
   } catch (e) {
     throw decodeError(label, e);
   }
@@ -75,6 +75,7 @@ export async function decodeImage(
   if (w === 0 || h === 0) throw new UserError(`${label} has no pixels (${w}×${h})`);
   if (w * h > maxPixels) throw new UserError(`${label} is ${w}×${h} = ${w * h} pixels; the limit is ${maxPixels}`, 413);
 
+  const img = sharp(bytes, { limitInputPixels: maxPixels, autoOrient: true, failOn: 'warning', pages: 1 });
   let pipeline = img.removeAlpha();
   pipeline = geo.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
   pipeline = pipeline.resize(geo.width, geo.height, { fit: geo.resize, position: 'centre', background: { r: 0, g: 0, b: 0 } });
