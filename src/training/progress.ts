@@ -16,7 +16,7 @@ export class TrainingProgress {
     if (enabled) {
       this.bar = new SingleBar(
         {
-          format: `${label} |{bar}| {value}/{total} steps | epoch {epoch} | loss {loss} | {ips} img/s | lr {lr} | eta {eta_formatted}`,
+          format: `${label} |{bar}| {value}/{total} steps | epoch {epoch} | loss {loss} | {ips} img/s | lr {lr} | eta {eta_formatted}{eval}`,
           barsize: 24,
           hideCursor: true,
           stream: process.stderr,
@@ -28,7 +28,7 @@ export class TrainingProgress {
   }
 
   start(total: number, done: number): void {
-    this.bar?.start(total, done, { loss: '-', ips: '-', lr: '-', epoch: 0 });
+    this.bar?.start(total, done, { loss: '-', ips: '-', lr: '-', epoch: 0, eval: '' });
   }
 
   /** Records one step; returns the current throughput in images per second. */
@@ -43,6 +43,12 @@ export class TrainingProgress {
     const ips = span > 0 ? counted / span : 0;
     this.bar?.update(step, { loss: this.ema.toPrecision(4), ips: ips > 0 ? ips.toFixed(0) : '-', lr: lr.toExponential(2), epoch });
     return ips;
+  }
+
+  /** Shows the latest evaluation at the end of the bar. */
+  evaluated(e: { loss: number; accuracy?: number; psnr?: number }): void {
+    const what = e.accuracy !== undefined ? `acc ${(100 * e.accuracy).toFixed(1)}%` : e.psnr !== undefined ? `psnr ${e.psnr.toFixed(2)} dB` : `loss ${e.loss.toPrecision(4)}`;
+    this.bar?.update({ eval: ` | eval ${what}` });
   }
 
   /** A pause the throughput should not count (eval, checkpoint). */

@@ -350,7 +350,7 @@ export class Trainer {
           this.batchInEpoch = b + 1;
           losses.push(loss);
           const lr = learningRate(this.opts.schedule, this.step - 1);
-          const ips = progress.step(this.step, this.epoch, loss, lr, n);
+          const ips = progress.step(this.step, this.epoch + 1, loss, lr, n);
           this.opts.onStep?.({ step: this.step, epoch: this.epoch, loss, lr, imagesPerSecond: ips });
           if (!Number.isFinite(loss)) throw new UserError(`loss became ${loss} at step ${this.step}; lower the learning rate`);
           if (every(this.opts.checkpointEvery) && this.step < total) {
@@ -361,6 +361,7 @@ export class Trainer {
             const e = { ...(await this.evaluate()), step: this.step };
             evals.push(e);
             this.opts.onEval?.(e);
+            progress.evaluated(e);
             progress.pause();
           }
           if (o.stopAtStep !== undefined && this.step >= o.stopAtStep && this.step < total) {
@@ -380,6 +381,7 @@ export class Trainer {
           const e = { ...(await this.evaluate()), step: this.step };
           evals.push(e);
           this.opts.onEval?.(e);
+          progress.evaluated(e);
         }
       }
     } finally {
