@@ -8,6 +8,7 @@
 const { TestEnvironment } = require('jest-environment-node');
 
 const SHARED = [
+  'Math',
   'ArrayBuffer', 'SharedArrayBuffer', 'DataView',
   'Float32Array', 'Float64Array', 'Int8Array', 'Int16Array', 'Int32Array',
   'Uint8Array', 'Uint8ClampedArray', 'Uint16Array', 'Uint32Array', 'BigInt64Array', 'BigUint64Array',
