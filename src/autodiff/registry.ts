@@ -1,10 +1,13 @@
 import { GradientRule, NO_GRADIENT } from './rule';
 import { activations } from './ops/activations';
+import { batchNormalization } from './ops/batchNormalization';
 import { conv } from './ops/conv';
 import { elementwise } from './ops/elementwise';
 import { gather } from './ops/gather';
 import { linear } from './ops/linear';
+import { pool } from './ops/pool';
 import { reduce } from './ops/reduce';
+import { resize } from './ops/resize';
 import { softmax } from './ops/softmax';
 import { structural } from './ops/structural';
 
@@ -28,7 +31,7 @@ export function supportedOps(): string[] {
   return [...rules.keys()].sort();
 }
 
-for (const family of [elementwise, activations, linear, softmax, reduce, structural, gather, conv]) {
+for (const family of [elementwise, activations, linear, softmax, reduce, structural, gather, conv, pool, batchNormalization, resize]) {
   for (const [op, rule] of Object.entries(family)) registerGradient(op, rule);
 }
 
