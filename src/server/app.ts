@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import type { ModelRegistry } from '../models/registry';
@@ -43,6 +43,18 @@ function requestId(req: IncomingMessage): string {
   return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
 }
 
+/** One log line per request, when it completes (the arrival line is debug). Never bodies or headers. */
+class RequestLog extends LogController {
+  override incomingRequest(req: FastifyRequest): void {
+    req.log.debug({ method: req.method, url: req.url }, 'incoming request');
+  }
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { method: req.method, url: req.url, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 };
+    if (error) req.log.error({ ...line, err: error }, 'request errored');
+    else req.log.info(line, 'request completed');
+  }
+}
+
 /**
  * Request validation from openapi.yaml's schemas: query and path values are
  * strings on the wire and get coerced; JSON bodies are taken as sent.
@@ -75,8 +87,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Requests already on a connection when shutdown starts are served, not refused.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
-    // One log line per request (below), not Fastify's two.
-    disableRequestLogging: true,
+    logController: new RequestLog(),
   });
   app.setValidatorCompiler(validators());
   app.decorate('models', deps.models);
@@ -85,9 +96,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
     return payload;
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ method: req.method, url: req.url, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed');
   });
   // Only the media types the contract names are parsed; text/plain would otherwise reach the routes.
   app.removeContentTypeParser('text/plain');

@@ -57,7 +57,9 @@ async function fromMultipart(req: FastifyRequest, limits: InputLimits): Promise<
     const code = (e as { code?: string }).code;
     if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw new UserError(`too many parts; at most ${limits.maxParts} images per request`, 413);
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UserError(`a part is over ${limits.bodyLimit} bytes`, 413);
-    throw e;
+    if (e instanceof UserError || typeof (e as { statusCode?: unknown }).statusCode === 'number') throw e;
+    // busboy's own errors (unterminated parts, bad headers) are about the body the client sent
+    throw new UserError(`malformed multipart body (${(e as Error).message})`);
   }
   return out;
 }
