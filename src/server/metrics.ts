@@ -76,6 +76,8 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names these gauges *_total, which promtool rejects (a _total suffix promises a counter).
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     // Every reason exists from the start, so rate() over a quiet reason is 0, not "no data".
     for (const r of REJECTION_REASONS) this.rejections.inc({ reason: r }, 0);
     this.ready.set(0);

@@ -1,0 +1,48 @@
+import { Agent, request } from 'undici';
+import { logObjects, spawnServer, testImage } from './harness';
+import { writeTinySet } from '../models/tiny-set';
+
+/**
+ * SIGTERM during a burst: readiness turns 503 first, the service keeps
+ * serving through the drain window, then stops accepting, finishes every
+ * request in flight and exits 0. No request of the burst may fail.
+ */
+describe('graceful shutdown', () => {
+  it('SIGTERM during a burst: readiness 503 first, every request answered 200, exit code 0', async () => {
+    // a heavier set (64×64 RGB, wider convs) and batches of 2, so the burst is still in flight when SIGTERM lands
+    const set = writeTinySet({ channels: 3, size: 64, width: 32 });
+    const s = spawnServer({ S2S_DRAIN_MS: '3000', S2S_MAX_BATCH: '2', LOG_LEVEL: 'debug' }, set.modelsDir, set.manifest.name);
+    await s.ready;
+    const png = await testImage('png', 64, 3);
+    const burst = 32;
+    const agent = new Agent({ connections: burst + 8 });
+    const send = () =>
+      request(`${s.url}/v1/classify`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png, dispatcher: agent }).then(async (r) => {
+        await r.body.arrayBuffer();
+        return { status: r.statusCode, connection: r.headers.connection };
+      });
+    const arrived = () => logObjects(s).filter((l) => l.msg === 'incoming request' && l.url === '/v1/classify').length;
+
+    const inFlight = Array.from({ length: burst }, send);
+    while (arrived() < burst) await new Promise((r) => setTimeout(r, 5));
+    s.child.kill('SIGTERM');
+    while (!logObjects(s).some((l) => l.msg === 'draining: readiness is 503, still serving')) await new Promise((r) => setTimeout(r, 5));
+
+    const ready = await request(`${s.url}/v2/health/ready`, { dispatcher: agent });
+    expect([ready.statusCode, await ready.body.json()]).toEqual([503, { ready: false }]);
+    const late = await send();
+    expect(late).toEqual({ status: 200, connection: 'close' });
+
+    const results = await Promise.all(inFlight);
+    expect(results.map((r) => r.status)).toEqual(new Array(burst).fill(200));
+    expect(await s.exited).toBe(0);
+    await agent.close();
+
+    const logs = logObjects(s);
+    const order = ['draining: readiness is 503, still serving', 'closing: no new connections; finishing in-flight requests', 'stopped'].map((m) => logs.findIndex((l) => l.msg === m));
+    expect(order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1]))).toBe(true);
+    // the burst really was in flight: some of it completed after SIGTERM
+    const completedAfter = logs.slice(order[0]).filter((l) => l.msg === 'request completed' && l.url === '/v1/classify').length;
+    expect(completedAfter).toBeGreaterThan(0);
+  });
+});
