@@ -3,6 +3,10 @@ import { isAdversarial } from './objective';
 import { GradientOracle } from './oracle';
 import { quantize } from './pixels';
 
+// Bound once: these loops run per pixel, and global lookups are slow inside vm contexts (jest's).
+const { tanh, atanh, max, min, sqrt } = Math;
+
+
 /**
  * Carlini-Wagner L2 (Carlini & Wagner 2017): minimise ‖x' − x‖² + c·f(x')
  * over w with x' = box(tanh w), Adam, a binary search over c per image.
@@ -59,12 +63,12 @@ export function cw(params: CwParams = {}): Attack {
       const half = new Float32Array(size);
       const w0 = new Float32Array(size);
       for (let i = 0; i < size; i++) {
-        const lo = Math.max(0, x0[i] - ctx.eps);
-        const hi = Math.min(1, x0[i] + ctx.eps);
+        const lo = max(0, x0[i] - ctx.eps);
+        const hi = min(1, x0[i] + ctx.eps);
         mid[i] = (lo + hi) / 2;
         half[i] = (hi - lo) / 2;
         const u = half[i] > 0 ? (x0[i] - mid[i]) / half[i] : 0;
-        w0[i] = Math.atanh(Math.max(-EDGE, Math.min(EDGE, u)));
+        w0[i] = atanh(max(-EDGE, min(EDGE, u)));
       }
       // The attack minimises f; the margin graph gives d(margin)/dx, which is +df/dx untargeted and −df/dx targeted.
       const fSign = ctx.targeted ? -1 : 1;
@@ -88,7 +92,7 @@ export function cw(params: CwParams = {}): Attack {
         roundL2.fill(Infinity);
         for (let it = 0; it < o.iterations; it++) {
           for (let i = 0; i < size; i++) {
-            t[i] = Math.tanh(w[i]);
+            t[i] = tanh(w[i]);
             xt[i] = mid[i] + half[i] * t[i];
           }
           const r = await oracle.gradient({ x: xt, labels: input.labels, loss: 'margin', ids: input.ids, step: s * o.iterations + it });
@@ -108,11 +112,11 @@ export function cw(params: CwParams = {}): Attack {
               const gw = gx * half[p] * (1 - t[p] * t[p]);
               m[p] = BETA1 * m[p] + (1 - BETA1) * gw;
               v[p] = BETA2 * v[p] + (1 - BETA2) * gw * gw;
-              w[p] -= (o.learningRate * (m[p] / b1)) / (Math.sqrt(v[p] / b2) + ADAM_EPS);
+              w[p] -= (o.learningRate * (m[p] / b1)) / (sqrt(v[p] / b2) + ADAM_EPS);
             }
           }
         }
-        for (let i = 0; i < size; i++) last[i] = mid[i] + half[i] * Math.tanh(w[i]);
+        for (let i = 0; i < size; i++) last[i] = mid[i] + half[i] * tanh(w[i]);
         // Judge the round by its best iterate as it will be evaluated: on the grid.
         for (let img = 0; img < n; img++) if (roundL2[img] === Infinity) roundBest.set(last.subarray(img * d, (img + 1) * d), img * d);
         const onGrid = quantize(roundBest, x0, ctx.eps);
@@ -130,10 +134,10 @@ export function cw(params: CwParams = {}): Attack {
         }
         for (let img = 0; img < n; img++) {
           if (fooledThisRound[img]) {
-            upper[img] = Math.min(upper[img], c[img]);
+            upper[img] = min(upper[img], c[img]);
             c[img] = (lower[img] + upper[img]) / 2;
           } else {
-            lower[img] = Math.max(lower[img], c[img]);
+            lower[img] = max(lower[img], c[img]);
             c[img] = upper[img] < NO_UPPER ? (lower[img] + upper[img]) / 2 : c[img] * 10;
           }
         }

@@ -2,7 +2,6 @@ import { DataType } from '../onnx/dtype';
 import { Attr, Graph, NameScope, attr, cloneGraph } from '../onnx/graph';
 import { inferShapes } from '../onnx/shapes';
 import { TensorData, floatTensor, int64Vector } from '../onnx/tensor';
-import { supportedOps } from '../autodiff';
 
 /**
  * Appends the Carlini-Wagner margin as standard ONNX ops, so the gradient
@@ -10,13 +9,12 @@ import { supportedOps } from '../autodiff';
  *
  *   margin[n] = z[n, label] − max_{i ≠ label} z[n, i]
  *
- * The label arrives as a one-hot float mask `label_mask` [N, K] (a float
- * input keeps every op on the differentiable path standard: Mul, ReduceSum,
- * Sub, Reshape, MaxPool). The max over the other classes is taken after
- * pushing the label's logit down by a large constant, with one MaxPool over
- * the class axis (or, where the engine has no MaxPool rule, a chain of
- * two-input Max over the split classes); either way its gradient goes to the
- * arg-max class only, as the margin's does.
+ * The label arrives as a one-hot float mask `label_mask` [N, K], so every
+ * op on the differentiable path is a plain elementwise or reduction op (Mul,
+ * ReduceSum, Sub, Split, Max). The max over the other classes is taken after
+ * pushing the label's logit down by a large constant; Max's gradient goes to
+ * the arg-max class only, as the margin's does. The margin is [N, 1] (one
+ * value per image).
  */
 export const MARGIN_OUTPUT = 'margin';
 export const LABEL_MASK_INPUT = 'label_mask';
@@ -58,25 +56,23 @@ export function appendMargin(forward: Graph, logits = 'logits'): { graph: Graph;
   };
 
   const picked = node('Mul', [logits, LABEL_MASK_INPUT]);
-  const real =
-    g.opset >= 13
-      ? node('ReduceSum', [picked, constant('margin/axes', int64Vector([1]))], { keepdims: attr.int(0) })
-      : node('ReduceSum', [picked], { axes: attr.ints([1]), keepdims: attr.int(0) });
+  // Opset 13 moved reduction and squeeze axes from attributes to inputs; the engine needs 13 or later anyway.
+  const real = node('ReduceSum', [picked, constant('margin/axes', int64Vector([1]))], { keepdims: attr.int(1) });
   const push = node('Mul', [LABEL_MASK_INPUT, constant('margin/exclude', floatTensor([], [EXCLUDE]))]);
   const others = node('Sub', [logits, push]);
-  let other: string;
-  if (supportedOps().includes('MaxPool')) {
-    const rows = node('Reshape', [others, constant('margin/rows', int64Vector([-1, 1, 1, k]))]);
-    const pooled = node('MaxPool', [rows], { kernel_shape: attr.ints([1, k]) });
-    other = node('Reshape', [pooled, constant('margin/flat', int64Vector([-1]))]);
-  } else {
-    const parts = Array.from({ length: k }, () => scope.fresh('margin/class'));
-    g.nodes.push({ name: scope.fresh('margin/Split'), opType: 'Split', inputs: [others], outputs: parts, attrs: g.opset >= 18 ? { axis: attr.int(1), num_outputs: attr.int(k) } : { axis: attr.int(1) } });
-    let best = parts[0];
-    for (const p of parts.slice(1)) best = node('Max', [best, p]);
-    other = node('Reshape', [best, constant('margin/flat', int64Vector([-1]))]);
+  // Classes split into K columns [N, 1] and reduced by two-input Max in a balanced tree: only
+  // elementwise ops on the differentiable path, so no shape op has to carry the symbolic batch axis.
+  let level = Array.from({ length: k }, () => scope.fresh('margin/class'));
+  const split = g.opset >= 18 ? { axis: attr.int(1), num_outputs: attr.int(k) } : { axis: attr.int(1) };
+  g.nodes.push({ name: scope.fresh('margin/Split'), opType: 'Split', inputs: [others], outputs: level, attrs: split });
+  while (level.length > 1) {
+    const next: string[] = [];
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(node('Max', [level[i], level[i + 1]]));
+    if (level.length % 2) next.push(level[level.length - 1]);
+    level = next;
   }
+  const other = level[0];
   node('Sub', [real, other], {}, MARGIN_OUTPUT);
-  g.outputs.push({ name: MARGIN_OUTPUT, dataType: DataType.FLOAT, shape: [batch] });
+  g.outputs.push({ name: MARGIN_OUTPUT, dataType: DataType.FLOAT, shape: [batch, 1] });
   return { graph: g, margin: MARGIN_OUTPUT, mask: LABEL_MASK_INPUT };
 }

@@ -3,6 +3,9 @@
  * gradient oracles differentiate, the direction that helps the attacker, and
  * whether an image already counts as adversarial.
  */
+// Bound once: these loops run per pixel, and global lookups are slow inside vm contexts (jest's).
+const { exp, log, max } = Math;
+
 export type LossKind = 'cross-entropy' | 'margin';
 
 export const LOSS_KINDS: readonly LossKind[] = ['cross-entropy', 'margin'];
@@ -34,17 +37,17 @@ export function argmax(logits: Float32Array, k: number, row: number): number {
 /** z_label − max over the other classes. */
 export function marginOf(logits: Float32Array, k: number, row: number, label: number): number {
   let other = -Infinity;
-  for (let j = 0; j < k; j++) if (j !== label) other = Math.max(other, logits[row * k + j]);
+  for (let j = 0; j < k; j++) if (j !== label) other = max(other, logits[row * k + j]);
   return logits[row * k + label] - other;
 }
 
 /** −log softmax(z)[label], computed stably. */
 export function crossEntropyOf(logits: Float32Array, k: number, row: number, label: number): number {
   let m = -Infinity;
-  for (let j = 0; j < k; j++) m = Math.max(m, logits[row * k + j]);
+  for (let j = 0; j < k; j++) m = max(m, logits[row * k + j]);
   let s = 0;
-  for (let j = 0; j < k; j++) s += Math.exp(logits[row * k + j] - m);
-  return m + Math.log(s) - logits[row * k + label];
+  for (let j = 0; j < k; j++) s += exp(logits[row * k + j] - m);
+  return m + log(s) - logits[row * k + label];
 }
 
 /**

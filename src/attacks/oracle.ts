@@ -48,7 +48,7 @@ export interface OracleGraphs {
   forward: Graph;
   /** inputs `input`, `labels` (int64 [N]) → `logits`, `loss` [N], `grad_input` */
   crossEntropy: Graph;
-  /** inputs `input`, `label_mask` (float [N, K]) → `logits`, `margin` [N], `grad_input` */
+  /** inputs `input`, `label_mask` (float [N, K]) → `logits`, `margin` [N, 1], `grad_input` */
   margin: Graph;
 }
 

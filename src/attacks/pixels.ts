@@ -3,6 +3,11 @@
  * L∞ ball of radius ε around the clean image. PROTOCOL.md: every adversarial
  * image is clipped and cast to the 8-bit grid before it is evaluated.
  */
+
+// Bound once: these loops run per pixel, and global lookups are slow inside vm contexts (jest's).
+const { round, max, min, ceil, floor } = Math;
+const { isFinite } = Number;
+
 export const LEVELS = 255;
 
 /**
@@ -15,8 +20,8 @@ const SLACK = 1e-3;
 /** x' ← min(max(x', x - ε, 0), x + ε, 1), in place. */
 export function projectLinf(adv: Float32Array, x: Float32Array, eps: number): void {
   for (let i = 0; i < adv.length; i++) {
-    const lo = Math.max(0, x[i] - eps);
-    const hi = Math.min(1, x[i] + eps);
+    const lo = max(0, x[i] - eps);
+    const hi = min(1, x[i] + eps);
     const v = adv[i];
     adv[i] = v < lo ? lo : v > hi ? hi : v;
   }
@@ -33,11 +38,11 @@ export function projectLinf(adv: Float32Array, x: Float32Array, eps: number): vo
 export function quantize(adv: Float32Array, x: Float32Array, eps: number): Float32Array {
   const out = new Float32Array(adv.length);
   for (let i = 0; i < adv.length; i++) {
-    const lo = Math.max(0, Math.ceil((x[i] - eps) * LEVELS - SLACK));
-    const hi = Math.min(LEVELS, Math.floor((x[i] + eps) * LEVELS + SLACK));
+    const lo = max(0, ceil((x[i] - eps) * LEVELS - SLACK));
+    const hi = min(LEVELS, floor((x[i] + eps) * LEVELS + SLACK));
     const a = adv[i];
-    let k = Number.isFinite(a) ? Math.round(a * LEVELS) : Math.round(x[i] * LEVELS);
-    if (lo > hi) k = Math.min(LEVELS, Math.max(0, Math.round(x[i] * LEVELS)));
+    let k = isFinite(a) ? round(a * LEVELS) : round(x[i] * LEVELS);
+    if (lo > hi) k = min(LEVELS, max(0, round(x[i] * LEVELS)));
     else k = k < lo ? lo : k > hi ? hi : k;
     out[i] = k / LEVELS;
   }
@@ -48,7 +53,7 @@ export function quantize(adv: Float32Array, x: Float32Array, eps: number): Float
 export function toGrid(a: Float32Array): Float32Array {
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) {
-    const k = Math.round(a[i] * LEVELS);
+    const k = round(a[i] * LEVELS);
     out[i] = (k < 0 ? 0 : k > LEVELS ? LEVELS : k) / LEVELS;
   }
   return out;
