@@ -1,24 +1,13 @@
-/**
- * What the trainer reads batches from. Any reader fits (Fashion-MNIST IDX
- * files, an image folder, an in-memory array) as long as `get` returns one
- * row per requested index, in order: images float32 NCHW in [0, 1], labels
- * int64 class indices (absent for unlabelled data such as stage-1 autoencoder
- * training). `get` may be synchronous or return a promise (decoding files).
- *
- * src/data/dataset.ts declares the same shape for the data readers; the two are
- * structurally identical, so a reader from there is a Dataset here.
- */
-export interface Batch {
-  images: Float32Array;
-  labels?: BigInt64Array;
-}
+import { Batch, Dataset } from '../data/dataset';
 
-export interface Dataset {
-  size: number;
-  /** [C, H, W] of one image */
-  shape: number[];
-  get(batchIndices: number[]): Batch | Promise<Batch>;
-}
+/**
+ * What the trainer reads batches from: the data readers' interface
+ * (src/data/dataset.ts), so the Fashion-MNIST and image-folder readers plug
+ * in as they are. `get(indices)` returns one row per index, in order: images
+ * float32 NCHW in [0, 1], labels int64 class indices (absent for unlabelled
+ * data, e.g. stage-1 autoencoder training); it may return a promise.
+ */
+export type { Batch, Dataset };
 
 /** A dataset held in memory, e.g. a synthetic set built in a test or a subset cut from a reader. */
 export function arrayDataset(images: Float32Array, shape: number[], labels?: BigInt64Array): Dataset {
