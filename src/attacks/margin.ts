@@ -63,7 +63,7 @@ export function appendMargin(forward: Graph, logits = 'logits'): { graph: Graph;
   // Classes split into K columns [N, 1] and reduced by two-input Max in a balanced tree: only
   // elementwise ops on the differentiable path, so no shape op has to carry the symbolic batch axis.
   let level = Array.from({ length: k }, () => scope.fresh('margin/class'));
-  const split = g.opset >= 18 ? { axis: attr.int(1), num_outputs: attr.int(k) } : { axis: attr.int(1) };
+  const split: Record<string, Attr> = g.opset >= 18 ? { axis: attr.int(1), num_outputs: attr.int(k) } : { axis: attr.int(1) };
   g.nodes.push({ name: scope.fresh('margin/Split'), opType: 'Split', inputs: [others], outputs: level, attrs: split });
   while (level.length > 1) {
     const next: string[] = [];
