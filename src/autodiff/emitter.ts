@@ -226,6 +226,14 @@ export class Emitter {
     return this.op('Unsqueeze', [x, this.ints(axes)]);
   }
 
+  /** Records that v has like's shape (true by construction where shape rules cannot see it). */
+  private sameShape(v: string, like: string): string {
+    const s = this.shape(like);
+    const i = this.info(v);
+    if (s) this.infos.set(v, { name: v, dataType: i?.dataType ?? this.dataType(like), shape: [...s] });
+    return v;
+  }
+
   /** Reshape x to the shape of `like` (static constant, one -1 for one symbolic axis, else runtime). */
   reshapeLike(x: string, like: string): string {
     const target = this.shape(like);
@@ -234,23 +242,23 @@ export class Emitter {
     if (target) {
       const symbolic = target.filter((d) => typeof d !== 'number').length;
       if (symbolic === 0) return this.op('Reshape', [x, this.ints(target as number[])]);
-      if (symbolic === 1) return this.op('Reshape', [x, this.ints(target.map((d) => (typeof d === 'number' ? d : -1)))]);
+      if (symbolic === 1) return this.sameShape(this.op('Reshape', [x, this.ints(target.map((d) => (typeof d === 'number' ? d : -1)))]), like);
     }
-    return this.op('Reshape', [x, this.shapeOf(like)]);
+    return this.sameShape(this.op('Reshape', [x, this.shapeOf(like)]), like);
   }
 
   expandLike(x: string, like: string): string {
-    return this.op('Expand', [x, this.shapeOf(like)]);
+    return this.sameShape(this.op('Expand', [x, this.shapeOf(like)]), like);
   }
 
   /** Zeros with the shape and type of `like`. */
   zerosLike(like: string): string {
-    return this.op('ConstantOfShape', [this.shapeOf(like)], { value: attr.tensor(scalarTensor(0, this.dataType(like), [1])) });
+    return this.sameShape(this.op('ConstantOfShape', [this.shapeOf(like)], { value: attr.tensor(scalarTensor(0, this.dataType(like), [1])) }), like);
   }
 
   /** Ones with the shape and type of `like`. */
   onesLike(like: string): string {
-    return this.op('ConstantOfShape', [this.shapeOf(like)], { value: attr.tensor(scalarTensor(1, this.dataType(like), [1])) });
+    return this.sameShape(this.op('ConstantOfShape', [this.shapeOf(like)], { value: attr.tensor(scalarTensor(1, this.dataType(like), [1])) }), like);
   }
 
   /**
