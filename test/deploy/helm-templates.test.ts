@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
+import { parseShard } from '../../src/evaluation/selection';
 import { OPTIONS } from '../../src/server/config';
 import { ALERTS_PATH, at, DASHBOARD_PATH, HELM, readText, readYaml } from './support/repo';
 
@@ -199,6 +200,26 @@ describe('the sharded evaluation Job', () => {
     for (const flag of ['--models', '--attacks', '--settings', '--eps', '--seed']) expect(args).toContain(flag);
     expect(block(job, '- name: JOB_COMPLETION_INDEX', true)).toContain("fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']");
   });
+
+  test('the first and the last completion index make shards `s2s eval` accepts, numbered as it numbers them', () => {
+    const n = values.evalJob.shards as number;
+    const shardArg = (index: number) => '$(JOB_COMPLETION_INDEX)/{{ $shards }}'.replace('$(JOB_COMPLETION_INDEX)', String(index)).replace('{{ $shards }}', String(n));
+    expect(block(job, 'args')).toContain('"$(JOB_COMPLETION_INDEX)/{{ $shards }}"');
+    expect(parseShard(shardArg(0))).toEqual({ index: 0, count: n });
+    expect(parseShard(shardArg(n - 1))).toEqual({ index: n - 1, count: n });
+    expect(() => parseShard(shardArg(n))).toThrow();
+  });
+
+  const evalCommand = at('src', 'cli', 'commands', 'eval.ts');
+  const haveEval = existsSync(evalCommand);
+  (haveEval ? test : test.skip)(
+    haveEval ? 'every flag the Job passes is one `s2s eval` defines' : 'SKIPPED until src/cli/commands/eval.ts lands: Job flags vs the eval command',
+    () => {
+      const source = readText(evalCommand);
+      const flags = [...block(job, 'args').matchAll(/- (--[a-z-]+)/g)].map((m) => m[1]);
+      expect(flags.filter((f) => !source.includes(`'${f}`) && !source.includes(`"${f}`))).toEqual([]);
+    },
+  );
 
   test('refuses to run without a volume to keep the shards', () => {
     expect(job).toMatch(/if not \.Values\.evalJob\.results\.volume \}\}\n\{\{- fail/);
