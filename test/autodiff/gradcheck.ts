@@ -195,7 +195,7 @@ export async function gradCheck(o: CheckOptions): Promise<CheckResult[]> {
 }
 
 /** See CheckOptions.linearize. */
-async function linearizeKinks(g: Graph, feeds: Record<string, TensorData>): Promise<Graph> {
+export async function linearizeKinks(g: Graph, feeds: Record<string, TensorData>): Promise<Graph> {
   const probe = cloneGraph(g);
   const relus = probe.nodes.filter((n) => n.opType === 'Relu');
   const pools = probe.nodes.filter((n) => n.opType === 'MaxPool');

@@ -44,6 +44,8 @@ describe('MaxPool gradient', () => {
     { label: '3×3 stride 1 pad 1 (every element in 9 windows)', hw: [5, 6], k: [3, 3], pads: [1, 1, 1, 1] },
     { label: '3×3 stride 2, ceil mode (Inception/AlexNet)', hw: [8, 7], k: [3, 3], stride: [2, 2], ceil: true },
     { label: 'rectangular, dilated', hw: [9, 9], k: [2, 3], stride: [1, 2], dil: [2, 1] },
+    { label: '3×3 stride 3 with end pads (disjoint)', hw: [8, 8], k: [3, 3], stride: [3, 3], pads: [0, 0, 1, 1] },
+    { label: '2×2 stride 2, ceil mode on odd sizes (disjoint windows overhanging)', hw: [7, 5], k: [2, 2], stride: [2, 2], ceil: true },
     { label: 'symbolic batch, overlapping', hw: [7, 7], k: [3, 3], stride: [2, 2], symbolic: ['N', 3, 7, 7] },
     { label: 'symbolic spatial sizes', hw: [6, 6], k: [2, 2], stride: [2, 2], symbolic: ['N', 3, 'H', 'W'] },
   ];

@@ -73,11 +73,19 @@ export const pool: Record<string, GradientRule> = {
       const x = node.inputs[0];
       return [
         () => {
-          const { kernel, strides, dilations } = poolWindow(e, node, x);
+          const { xs, kernel, strides, dilations, pads, nd } = poolWindow(e, node, x);
           const idx = maxPoolIndices(e, node);
           const disjoint = kernel.every((k, i) => strides[i] >= dilations[i] * (k - 1) + 1);
-          if (!disjoint) return scatterAddFlat(e, x, idx, g!);
-          return e.op('MaxUnpool', [g!, idx, e.shapeOf(x)], { kernel_shape: attr.ints(kernel), strides: attr.ints(strides) });
+          // MaxUnpool insists that output_shape covers the size it infers from its own attributes.
+          const ys = e.shape(node.outputs[0]);
+          const fits =
+            dilations.every((d) => d === 1) &&
+            xs.slice(2).every((h, i) => {
+              const o = ys?.[i + 2];
+              return typeof h === 'number' && typeof o === 'number' && (o - 1) * strides[i] + kernel[i] - pads[i] - pads[i + nd] <= h;
+            });
+          if (!disjoint || !fits) return scatterAddFlat(e, x, idx, g!);
+          return e.op('MaxUnpool', [g!, idx, e.shapeOf(x)], { kernel_shape: attr.ints(kernel), strides: attr.ints(strides), pads: attr.ints(pads) });
         },
       ];
     },
