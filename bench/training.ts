@@ -81,16 +81,22 @@ function data(n: number): Dataset {
   return arrayDataset(x, [1, 28, 28], y);
 }
 
-async function median(fn: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 3; i++) await fn();
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
+/**
+ * Median milliseconds of each function, timed round-robin (one call of each
+ * per round) so that load from other processes hits all of them alike.
+ */
+async function medians(fns: Record<string, () => Promise<unknown>>): Promise<Record<string, number>> {
+  const times: Record<string, number[]> = {};
+  for (let round = 0; round < iters + 3; round++) {
+    for (const [k, fn] of Object.entries(fns)) {
+      const t = performance.now();
+      await fn();
+      if (round >= 3) (times[k] ??= []).push(performance.now() - t);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(times)) out[k] = v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  return out;
 }
 
 async function main() {
@@ -102,39 +108,41 @@ async function main() {
     let params = 0;
     for (const t of g.initializers.values()) params += t.data.length;
     const artifacts = buildArtifacts(g, { requiresGrad: 'all', loss: m.loss, optimizer: { kind: 'adamw' } });
+    const input = new ort.Tensor('float32', b.images, [batch, 1, 28, 28]);
 
     const fwd = await createSession(g, { provider: 'cpu', intraOpThreads: threads });
-    const input = new ort.Tensor('float32', b.images, [batch, 1, 28, 28]);
-    const forward = await median(() => fwd.session.run({ input }));
-    await fwd.release();
-
-    const times: Record<string, number> = {};
-    for (const mode of ['separate', 'fused'] as const) {
-      const t = await Trainer.create({ artifacts, train: ds, batchSize: batch, steps: 1e9, schedule: { kind: 'constant', lr: 1e-4 }, seed: 1, mode, provider: 'cpu', intraOpThreads: threads, progress: false });
-      times[mode] = await median(() => t.trainStep(b));
-      await t.release();
-    }
-
     // training_model alone: the gradient pass without the update.
     const tr = await createSession(artifacts.training, { provider: 'cpu', intraOpThreads: threads });
     const feeds: Record<string, ort.Tensor> = { [artifacts.info.imageInput]: input };
     if (artifacts.info.labelsInput) feeds[artifacts.info.labelsInput] = new ort.Tensor('int64', b.labels!, [batch]);
     for (const [n, t] of [...artifacts.checkpoint.params, ...artifacts.checkpoint.buffers]) feeds[n] = new ort.Tensor('float32', t.data as Float32Array, t.dims);
-    const backward = await median(() => tr.session.run(feeds));
+    const trainers: Record<string, Trainer> = {};
+    for (const mode of ['separate', 'fused'] as const) {
+      trainers[mode] = await Trainer.create({ artifacts, train: ds, batchSize: batch, steps: 1e9, schedule: { kind: 'constant', lr: 1e-4 }, seed: 1, mode, provider: 'cpu', intraOpThreads: threads, progress: false });
+    }
+    const t = await medians({
+      forward: () => fwd.session.run({ input }),
+      training: () => tr.session.run(feeds),
+      separate: () => trainers.separate.trainStep(b),
+      fused: () => trainers.fused.trainStep(b),
+    });
+    await fwd.release();
     await tr.release();
+    for (const x of Object.values(trainers)) await x.release();
 
     rows.push({
       model: m.name,
       params,
-      'forward ms': forward.toFixed(2),
-      'training_model ms': backward.toFixed(2),
-      'step separate ms': times.separate.toFixed(2),
-      'step fused ms': times.fused.toFixed(2),
-      'fused / forward': (times.fused / forward).toFixed(2),
-      'img/s (fused)': Math.round((batch * 1000) / times.fused),
+      'forward ms': t.forward.toFixed(2),
+      'training_model ms': t.training.toFixed(2),
+      'step separate ms': t.separate.toFixed(2),
+      'step fused ms': t.fused.toFixed(2),
+      'fused / forward': (t.fused / t.forward).toFixed(2),
+      'img/s (fused)': Math.round((batch * 1000) / t.fused),
     });
   }
-  console.log(`batch ${batch}, ${iters} timed iterations (median), intra-op threads ${threads || 'all'}, onnxruntime-node ${require('onnxruntime-node/package.json').version}`);
+  const load = require('node:os').loadavg()[0].toFixed(1);
+  console.log(`batch ${batch}, median of ${iters} round-robin iterations, intra-op threads ${threads || 'all'}, onnxruntime-node ${require('onnxruntime-node/package.json').version}, load average ${load}`);
   console.table(rows);
 }
 

@@ -336,12 +336,18 @@ export class Trainer {
         const order = (this.opts.shuffle ?? true) ? this.rng.permutation(this.opts.train.size) : Array.from({ length: this.opts.train.size }, (_, i) => i);
         const bs = this.opts.batchSize;
         const indicesOf = (b: number) => order.slice(b * bs, Math.min((b + 1) * bs, order.length));
-        let pending: Promise<Batch> | undefined = this.batchInEpoch < perEpoch ? readBatch(this.opts.train, indicesOf(this.batchInEpoch)) : undefined;
+        // A prefetched batch whose read fails is reported when awaited, not as an unhandled rejection meanwhile.
+        const prefetch = (b: number) => {
+          const p = readBatch(this.opts.train, indicesOf(b));
+          p.catch(() => undefined);
+          return p;
+        };
+        let pending: Promise<Batch> | undefined = this.batchInEpoch < perEpoch ? prefetch(this.batchInEpoch) : undefined;
         while (this.batchInEpoch < perEpoch && this.step < total) {
           const batch = await pending!;
           const b = this.batchInEpoch;
           // Read the next batch while this one trains (file decoding runs on libuv's threads).
-          pending = b + 1 < perEpoch && this.step + 1 < total ? readBatch(this.opts.train, indicesOf(b + 1)) : undefined;
+          pending = b + 1 < perEpoch && this.step + 1 < total ? prefetch(b + 1) : undefined;
           const ts = performance.now();
           const loss = await this.trainStep(batch);
           trainMs += performance.now() - ts;
@@ -366,7 +372,6 @@ export class Trainer {
           }
           if (o.stopAtStep !== undefined && this.step >= o.stopAtStep && this.step < total) {
             stopped = true;
-            await pending?.catch(() => undefined);
             break outer;
           }
         }
