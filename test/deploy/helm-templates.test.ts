@@ -221,8 +221,18 @@ describe('the sharded evaluation Job', () => {
     },
   );
 
-  test('refuses to run without a volume to keep the shards', () => {
+  test('refuses to run without a volume to keep the shards or the data set to read', () => {
     expect(job).toMatch(/if not \.Values\.evalJob\.results\.volume \}\}\n\{\{- fail/);
+    expect(job).toMatch(/if not \.Values\.evalJob\.data\.volume \}\}\n\{\{- fail/);
+  });
+
+  test('the environment it sets is read by the evaluation code, and points at the mounted data', () => {
+    const sources = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [readText(join(dir, e.name))] : []));
+    const src = sources(at('src')).join('\n');
+    for (const name of Object.keys(values.evalJob.env)) expect({ name, read: src.includes(`process.env.${name}`) }).toEqual({ name, read: true });
+    expect(values.evalJob.env.FASHION_MNIST_DIR).toBe(values.evalJob.data.mountPath);
+    expect(job).toContain('range $name, $value := .Values.evalJob.env');
   });
 
   test('its pods never receive service traffic', () => {

@@ -39,7 +39,7 @@ describe('values.schema.json', () => {
       v.metrics.serviceMonitor = { enabled: true, interval: '30s', scrapeTimeout: '10s', labels: { release: 'kube-prometheus-stack' } };
       v.metrics.prometheusRule.enabled = true;
       v.networkPolicy = { enabled: true, from: [{ podSelector: { matchLabels: { app: 'gateway' } } }], metricsFrom: [{ namespaceSelector: {} }] };
-      v.evalJob = { ...v.evalJob, enabled: true, shards: 50, limit: 1000, noise: 'gaussian:0.05,sign:0.05', results: { mountPath: '/results', volume: { persistentVolumeClaim: { claimName: 'eval' } } } };
+      v.evalJob = { ...v.evalJob, enabled: true, shards: 50, limit: 1000, noise: 'gaussian:0.05,sign:0.05', results: { mountPath: '/results', volume: { persistentVolumeClaim: { claimName: 'eval' } } }, data: { mountPath: '/data', volume: { persistentVolumeClaim: { claimName: 'fashion-mnist', readOnly: true } } } };
       v.podDisruptionBudget.maxUnavailable = '25%';
     });
     expect(errorsFor(v)).toEqual([]);
@@ -64,6 +64,7 @@ describe('values.schema.json', () => {
     ['a scrape interval that is not a duration', (v) => (v.metrics.serviceMonitor.interval = '15 seconds'), '/metrics/serviceMonitor/interval must match pattern'],
     ['a models volume with two sources', (v) => (v.models.volume = { emptyDir: {}, persistentVolumeClaim: { claimName: 'x' } }), '/models/volume must NOT have more than 1 properties'],
     ['an eval Job without a results volume', (v) => (v.evalJob.enabled = true), '/evalJob/results/volume must NOT have fewer than 1 properties'],
+    ['an eval Job without its data set', (v) => ((v.evalJob.enabled = true), (v.evalJob.results.volume = { emptyDir: {} })), '/evalJob/data/volume must NOT have fewer than 1 properties'],
     ['an eps list with the wrong separator', (v) => (v.evalJob.eps = '0.01;0.05'), '/evalJob/eps must match pattern'],
     ['a noise spec without a sigma', (v) => (v.evalJob.noise = 'gaussian'), '/evalJob/noise must match pattern'],
   ];
