@@ -1,0 +1,303 @@
+import { Command, Option } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { architectureNames, getArchitecture } from '../../architectures/architectures';
+import { Graph } from '../../onnx/graph';
+import { loadModel, saveModel } from '../../onnx/io';
+import { parseProvider } from '../../runtime/providers';
+import { UserError } from '../../util/errors';
+import { assembleModelSet } from '../../pipeline/assemble';
+import { Normalisation, canonicalClassifier, composeDefended, imageGeometry } from '../../pipeline/compose';
+import { DataSource, Geometry, openData } from '../../pipeline/data';
+import { DEFAULT_RECIPE, buildDefaultSets } from '../../pipeline/default-set';
+import { StageResult, StageSettings } from '../../pipeline/run-stage';
+import { holdoutSplit } from '../../pipeline/splits';
+import { trainAutoencoder } from '../../pipeline/train-autoencoder';
+import { trainClassifier } from '../../pipeline/train-classifier';
+import { S2SLoss, trainS2SNet } from '../../pipeline/train-s2snet';
+
+/**
+ * `s2s train classifier | autoencoder | s2snet | set | default`: the S2SNet
+ * training pipeline (PROTOCOL.md, Training). Each stage reads Fashion-MNIST
+ * IDX files or an image folder (decoded to the model's geometry, e.g.
+ * 224×224 RGB), checkpoints as it goes and resumes with --resume.
+ */
+interface CommonOpts {
+  data?: string;
+  holdout?: string;
+  epochs: string;
+  steps?: string;
+  batch: string;
+  lr: string;
+  weightDecay?: string;
+  optimizer: 'adamw' | 'sgd';
+  seed: string;
+  checkpointDir?: string;
+  resume?: boolean;
+  provider: string;
+  threads: string;
+  out: string;
+}
+
+function int(v: string | undefined, flag: string, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < min) throw new UserError(`${flag} expects an integer ≥ ${min}, got '${v}'`);
+  return x;
+}
+
+function positive(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isFinite(x) || x < 0) throw new UserError(`${flag} expects a non-negative number, got '${v}'`);
+  return x;
+}
+
+function numbers(v: string | undefined, flag: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isFinite(x))) throw new UserError(`${flag} expects comma-separated numbers, got '${v}'`);
+  return xs;
+}
+
+function withCommon(c: Command, defaults: { epochs: number; batch: number; lr: number }): Command {
+  return c
+    .option('--data <dir>', 'training data: a folder with the Fashion-MNIST IDX files (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist) or an image folder')
+    .option('--holdout <n>', 'images at the end of the training data kept out of training (validation; the detection threshold is calibrated there) [default: min(5000, 10%)]')
+    .option('--epochs <n>', 'passes over the training data', String(defaults.epochs))
+    .option('--steps <n>', 'stop after this many updates instead of --epochs')
+    .option('--batch <n>', 'images per update', String(defaults.batch))
+    .option('--lr <x>', 'peak learning rate (cosine schedule, 5% linear warm-up)', String(defaults.lr))
+    .option('--weight-decay <x>', 'decoupled weight decay (AdamW) or L2 (SGD)')
+    .addOption(new Option('--optimizer <kind>', 'update rule').choices(['adamw', 'sgd']).default('adamw'))
+    .option('--seed <n>', 'seed of weight initialisation and shuffling', '1')
+    .option('--checkpoint-dir <dir>', 'keep a checkpoint here (every quarter epoch) so the run can be resumed')
+    .option('--resume', 'continue from the checkpoint in --checkpoint-dir')
+    .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'cpu')
+    .option('--threads <n>', 'threads per operator (0 = all cores)', '0')
+    .requiredOption('--out <file>', 'where to write the trained ONNX model');
+}
+
+function settingsOf(o: CommonOpts): StageSettings {
+  return {
+    epochs: int(o.epochs, '--epochs', 1)!,
+    steps: int(o.steps, '--steps', 1),
+    batchSize: int(o.batch, '--batch', 1)!,
+    lr: positive(o.lr, '--lr')!,
+    weightDecay: positive(o.weightDecay, '--weight-decay'),
+    optimizer: o.optimizer,
+    seed: int(o.seed, '--seed')!,
+  };
+}
+
+async function trainingData(o: CommonOpts, labelled: boolean, geometry: Geometry) {
+  const src: DataSource = await openData(o.data, { split: 'train', labelled, geometry });
+  const n = int(o.holdout, '--holdout') ?? Math.min(5000, Math.floor(src.dataset.size / 10));
+  const split = holdoutSplit(src.dataset, n);
+  process.stderr.write(`data: ${src.description}; training on ${split.train.size}, ${n} held out\n`);
+  return { src, split, tag: `${src.description}|holdout ${n}` };
+}
+
+function common(o: CommonOpts) {
+  return {
+    provider: parseProvider(o.provider),
+    intraOpThreads: int(o.threads, '--threads')!,
+    checkpointDir: o.checkpointDir,
+    resume: o.resume,
+  };
+}
+
+function geometryOf(g: Graph, what: string): Geometry {
+  const [c, h, w] = imageGeometry(g, what);
+  if (c !== 1 && c !== 3) throw new UserError(`${what} takes ${c}-channel images; only 1 (grey) and 3 (RGB) are supported`);
+  return { channels: c, height: h, width: w };
+}
+
+/** The starting model: a named architecture built here, or an ONNX file to (re)train. */
+async function startingModel(o: { arch?: string; model?: string; size?: string; channels?: string; seed: string }, kind: 'classifier' | 'autoencoder', classes?: () => Promise<number>): Promise<Graph> {
+  if (o.model) {
+    if (o.arch) throw new UserError('give either --arch or --model, not both');
+    return loadModel(o.model);
+  }
+  const name = o.arch ?? (kind === 'classifier' ? 'resnet-small' : 'segnet-small');
+  const a = getArchitecture(name);
+  if (a.kind !== kind) throw new UserError(`--arch ${name} is an ${a.kind}; use one of ${architectureNames(kind).join(', ')}`);
+  const size = int(o.size, '--size', 1);
+  return a.build({
+    seed: int(o.seed, '--seed')!,
+    channels: int(o.channels, '--channels', 1),
+    height: size,
+    width: size,
+    classes: classes ? await classes() : undefined,
+  });
+}
+
+function finish(out: string, g: Graph, r: StageResult, extra: Record<string, unknown> = {}): void {
+  mkdirSync(dirname(resolve(out)), { recursive: true });
+  saveModel(g, out);
+  const e = r.finalEval;
+  const summary = {
+    out,
+    steps: r.train.steps,
+    seconds: Number(r.seconds.toFixed(1)),
+    imagesPerSecond: Number(r.train.imagesPerSecond.toFixed(1)),
+    provider: r.provider,
+    ...(e ? { heldOut: { images: e.images, loss: e.loss, ...(e.accuracy !== undefined ? { top1: e.accuracy } : {}), ...(e.psnr !== undefined ? { psnrDb: e.psnr } : {}) } } : {}),
+    ...extra,
+  };
+  process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+}
+
+export function register(program: Command): void {
+  const train = program.command('train').description('train the S2SNet pipeline: classifier, autoencoder (stage 1), S2SNet decoder (stage 2), model sets');
+
+  withCommon(
+    train
+      .command('classifier')
+      .description('train a classifier with cross-entropy on labelled images')
+      .option('--arch <name>', `architecture to build (${architectureNames('classifier').join(', ')}) [default: resnet-small]`)
+      .option('--model <file>', 'start from this ONNX classifier instead (input [N,C,H,W], logits [N,K])')
+      .option('--size <n>', "image side for --arch (default: the architecture's)")
+      .option('--channels <n>', "image channels for --arch (default: the architecture's)"),
+    { epochs: 4, batch: 128, lr: 3e-3 },
+  ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string }) => {
+    let data: Awaited<ReturnType<typeof trainingData>> | undefined;
+    const model = await startingModel(o, 'classifier', async () => {
+      // The class count comes from the data; opening it needs the geometry of the architecture.
+      const a = getArchitecture(o.arch ?? 'resnet-small');
+      const size = int(o.size, '--size', 1);
+      const geo = { channels: (int(o.channels, '--channels', 1) ?? a.defaults.channels) as 1 | 3, height: size ?? a.defaults.height, width: size ?? a.defaults.width };
+      data = await trainingData(o, true, geo);
+      return data.src.labels!.length;
+    });
+    data ??= await trainingData(o, true, geometryOf(model, 'classifier'));
+    const r = await trainClassifier({ ...common(o), label: 'classifier', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings: settingsOf(o), dataTag: data.tag });
+    finish(o.out, r.graph, r, { labels: data.src.labels });
+  });
+
+  withCommon(
+    train
+      .command('autoencoder')
+      .description('stage 1: train an autoencoder to reconstruct its input (unsupervised, MSE); labels are ignored')
+      .option('--arch <name>', `architecture to build (${architectureNames('autoencoder').join(', ')}) [default: segnet-small]`)
+      .option('--model <file>', 'start from this ONNX autoencoder instead (input [N,C,H,W], reconstruction [N,C,H,W])')
+      .option('--size <n>', "image side for --arch (default: the architecture's)")
+      .option('--channels <n>', "image channels for --arch (default: the architecture's)"),
+    { epochs: 2, batch: 128, lr: 3e-3 },
+  ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string }) => {
+    const model = await startingModel(o, 'autoencoder');
+    const data = await trainingData(o, false, geometryOf(model, 'autoencoder'));
+    const r = await trainAutoencoder({ ...common(o), label: 'autoencoder', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings: settingsOf(o), dataTag: data.tag });
+    finish(o.out, r.graph, r);
+  });
+
+  withCommon(
+    train
+      .command('s2snet')
+      .description('stage 2: fine-tune the decoder of an autoencoder so that the frozen classifier classifies its reconstructions (encoder and classifier frozen)')
+      .requiredOption('--classifier <file>', 'the classifier f (ONNX; any classifier whose ops the autodiff covers)')
+      .requiredOption('--autoencoder <file>', 'the stage-1 autoencoder (parameters named encoder.* / decoder.*)')
+      .addOption(new Option('--loss <kind>', 'ce: cross-entropy of f(s(x)) against the labels; kl: KL(f(x) ‖ f(s(x))), label-free').choices(['ce', 'kl']).default('ce'))
+      .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
+      .option('--std <values>', 'see --mean', '1')
+      .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)'),
+    { epochs: 1, batch: 128, lr: 1e-3 },
+  ).action(async (o: CommonOpts & { classifier: string; autoencoder: string; loss: S2SLoss; mean: string; std: string; defended?: string }) => {
+    const classifier = loadModel(o.classifier);
+    const autoencoder = loadModel(o.autoencoder);
+    const normalisation: Normalisation = { mean: numbers(o.mean, '--mean')!, std: numbers(o.std, '--std')! };
+    if (normalisation.std.some((v) => v <= 0)) throw new UserError('--std values must be positive');
+    const data = await trainingData(o, o.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
+    const r = await trainS2SNet({
+      ...common(o),
+      label: `s2snet (${o.loss})`,
+      autoencoder,
+      classifier,
+      normalisation,
+      loss: o.loss,
+      train: data.split.train,
+      eval: data.split.holdout.size && data.src.labels ? data.split.holdout : undefined,
+      settings: settingsOf(o),
+      dataTag: data.tag,
+    });
+    if (o.defended) {
+      mkdirSync(dirname(resolve(o.defended)), { recursive: true });
+      saveModel(composeDefended(r.s2snet, canonicalClassifier(classifier, normalisation)), o.defended);
+    }
+    finish(o.out, r.s2snet, r, { trained: `${r.trainedParameters.length} decoder tensors`, ...(o.defended ? { defended: o.defended } : {}) });
+  });
+
+  train
+    .command('set')
+    .description('assemble a model set: write the four graphs, measure top-1 and PSNR on the test data, calibrate the detection threshold on held-out clean training images, write manifest.json')
+    .requiredOption('--classifier <file>', 'the classifier f')
+    .requiredOption('--autoencoder <file>', 'the stage-1 autoencoder')
+    .requiredOption('--s2snet <file>', 'the stage-2 S2SNet')
+    .requiredOption('--out <dir>', 'the model-set folder to write (its name is the folder name unless --name)')
+    .option('--name <name>', 'model-set name')
+    .option('--set-version <v>', 'model-set version', '1.0.0')
+    .option('--description <text>', 'one line saying what the set is')
+    .option('--data <dir>', 'training data the held-out calibration images come from (Fashion-MNIST folder or image folder)')
+    .option('--test-data <dir>', 'labelled test data (default: the Fashion-MNIST test split of --data)')
+    .option('--holdout <n>', 'the held-out images at the end of the training data (must match training) [default: min(5000, 10%)]')
+    .option('--fpr <x>', 'false-positive rate of the detection threshold on the held-out images', '0.05')
+    .option('--mean <values>', "the classifier's input normalisation (x − mean)/std", '0')
+    .option('--std <values>', 'see --mean', '1')
+    .option('--labels <names>', 'comma-separated label names (default: from the data)')
+    .option('--limit <n>', 'evaluate only the first n test and held-out images')
+    .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'cpu')
+    .action(async (o: { classifier: string; autoencoder: string; s2snet: string; out: string; name?: string; setVersion: string; description?: string; data?: string; testData?: string; holdout?: string; fpr: string; mean: string; std: string; labels?: string; limit?: string; provider: string }) => {
+      const classifier = loadModel(o.classifier);
+      const geo = geometryOf(classifier, 'classifier');
+      const trainSrc = await openData(o.data, { split: 'train', labelled: false, geometry: geo });
+      const testSrc = await openData(o.testData ?? o.data, { split: 'test', labelled: true, geometry: geo });
+      const n = int(o.holdout, '--holdout') ?? Math.min(5000, Math.floor(trainSrc.dataset.size / 10));
+      const split = holdoutSplit(trainSrc.dataset, n);
+      const labels = o.labels ? o.labels.split(',').map((s) => s.trim()) : testSrc.labels!;
+      const name = o.name ?? resolve(o.out).split(/[\\/]/).pop()!;
+      const a = await assembleModelSet({
+        dir: o.out,
+        name,
+        version: o.setVersion,
+        description: o.description,
+        labels,
+        classifier,
+        autoencoder: loadModel(o.autoencoder),
+        s2snet: loadModel(o.s2snet),
+        normalisation: { mean: numbers(o.mean, '--mean')!, std: numbers(o.std, '--std')! },
+        test: testSrc.dataset,
+        testName: testSrc.description,
+        holdout: split.holdout,
+        holdoutName: `the last ${n} images of ${trainSrc.description}`,
+        falsePositiveRate: positive(o.fpr, '--fpr'),
+        provider: parseProvider(o.provider),
+        limit: int(o.limit, '--limit', 1),
+      });
+      process.stdout.write(JSON.stringify({ dir: o.out, threshold: a.threshold, metrics: a.manifest.metrics }, null, 2) + '\n');
+    });
+
+  train
+    .command('default')
+    .description('rebuild the committed default model sets from the Fashion-MNIST files with fixed seeds (src/pipeline/default-set.ts)')
+    .option('--out <dir>', 'models folder to write the sets into', 'models')
+    .option('--work <dir>', 'checkpoints and intermediate graphs', join('.cache', 'train-default'))
+    .option('--data <dir>', 'folder with the Fashion-MNIST IDX files (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
+    .option('--resume', 'continue an interrupted run from the checkpoints and finished stages in --work')
+    .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'cpu')
+    .option('--threads <n>', 'threads per operator (0 = all cores)', '0')
+    .option('--smoke <steps>', 'plumbing check: every stage only this many steps, evaluations on 200 images (the result is not a usable model)')
+    .action(async (o: { out: string; work: string; data?: string; resume?: boolean; provider: string; threads: string; smoke?: string }) => {
+      const steps = int(o.smoke, '--smoke', 1);
+      const r = await buildDefaultSets({
+        out: o.out,
+        work: o.work,
+        data: o.data,
+        resume: o.resume,
+        provider: parseProvider(o.provider),
+        intraOpThreads: int(o.threads, '--threads')!,
+        recipe: DEFAULT_RECIPE,
+        smoke: steps ? { steps, images: 200 } : undefined,
+      });
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    });
+}

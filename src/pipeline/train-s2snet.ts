@@ -1,0 +1,84 @@
+import { DataType } from '../onnx/dtype';
+import { Graph, cloneGraph } from '../onnx/graph';
+import { parameterCandidates, runningStatistics } from '../training/params';
+import { UserError } from '../util/errors';
+import { Normalisation, canonicalClassifier, composeDefended, imageGeometry, imageInput, reconstructionOutput } from './compose';
+import { DECODER_PREFIX, ENCODER_PREFIX, assertEncoderFrozen } from './frozen';
+import { StageResult, StageRun, runStage } from './run-stage';
+
+/**
+ * Stage 2 of S2SNet (PROTOCOL.md, Training): f ∘ s with the encoder and the
+ * classifier frozen, only the decoder fine-tuned so that f classifies the
+ * reconstruction correctly.
+ *
+ * - loss 'ce': cross-entropy of f(d(e(x))) against the labels (the paper).
+ * - loss 'kl': KL(softmax f(x) ‖ softmax f(s(x))) against the frozen
+ *   classifier on the clean input — label-free, and the very score the
+ *   detector thresholds.
+ *
+ * Only `decoder.` parameters are handed to the gradient engine, so neither
+ * the encoder's nor the classifier's weight gradients are ever computed (the
+ * backward pass through f is for its input only). The decoder's BatchNorm
+ * layers train in training form; the encoder's and f's stay in inference
+ * form with their stored statistics.
+ */
+export type S2SLoss = 'ce' | 'kl';
+
+export type S2SNetStage = Omit<StageRun, 'artifacts' | 'model'> & {
+  autoencoder: Graph;
+  classifier: Graph;
+  /** the classifier's (x − mean)/std; composed in front of it */
+  normalisation?: Normalisation;
+  loss: S2SLoss;
+};
+
+export interface S2SNetResult extends StageResult {
+  /** the S2SNet: the autoencoder's graph with the fine-tuned decoder */
+  s2snet: Graph;
+  trainedParameters: string[];
+}
+
+/** Trainable decoder parameters of an autoencoder graph; an AE without them cannot be fine-tuned. */
+export function decoderParameters(ae: Graph): string[] {
+  const params = parameterCandidates(ae).filter((n) => n.startsWith(DECODER_PREFIX));
+  if (params.length === 0) throw new UserError(`autoencoder '${ae.name}' has no '${DECODER_PREFIX}' parameters to fine-tune (stage 2 trains the decoder only)`);
+  if (!parameterCandidates(ae).some((n) => n.startsWith(ENCODER_PREFIX))) throw new UserError(`autoencoder '${ae.name}' has no '${ENCODER_PREFIX}' parameters; cannot tell encoder from decoder`);
+  return params;
+}
+
+export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
+  const ae = r.autoencoder;
+  const aeGeo = imageGeometry(ae, 'autoencoder');
+  const fGeo = imageGeometry(r.classifier, 'classifier');
+  if (aeGeo.join() !== fGeo.join()) throw new UserError(`the autoencoder takes [${aeGeo}] images, the classifier [${fGeo}]`);
+  if (imageInput(ae, 'autoencoder') !== 'input') throw new UserError(`autoencoder '${ae.name}': its input must be named 'input'`);
+  reconstructionOutput(ae);
+  const decoder = decoderParameters(ae);
+  const f = canonicalClassifier(r.classifier, r.normalisation);
+  const model = composeDefended(ae, f, 's2snet_training');
+
+  const result = await runStage({
+    ...r,
+    model,
+    artifacts: {
+      requiresGrad: decoder,
+      input: 'input',
+      loss: r.loss === 'ce' ? { kind: 'cross-entropy', output: 'logits' } : { kind: 'kl', output: 'logits', reference: { classifier: f, output: 'logits' } },
+    },
+  });
+
+  // The S2SNet is the autoencoder graph itself with the decoder's trained values written in:
+  // nothing else is touched, so the encoder stays the autoencoder's bytes by construction.
+  const s2snet = cloneGraph(ae);
+  s2snet.name = 's2snet';
+  const stats = runningStatistics(ae);
+  for (const [name, t] of result.values) {
+    if (!name.startsWith(DECODER_PREFIX)) throw new Error(`stage 2 trained '${name}', which is not a decoder tensor`);
+    const old = ae.initializers.get(name);
+    if (!old || old.dataType !== DataType.FLOAT || old.dims.join() !== t.dims.join()) throw new Error(`stage 2 produced '${name}' [${t.dims}], which does not fit the autoencoder`);
+    if (!decoder.includes(name) && !stats.has(name)) throw new Error(`stage 2 produced '${name}', neither a decoder parameter nor a running statistic`);
+    s2snet.initializers.set(name, t);
+  }
+  assertEncoderFrozen(ae, s2snet);
+  return { ...result, s2snet, trainedParameters: decoder };
+}
