@@ -45,6 +45,10 @@ describe('values.schema.json', () => {
     expect(errorsFor(v)).toEqual([]);
   });
 
+  test('accepts the `global` values Helm hands a chart used as a dependency', () => {
+    expect(errorsFor(withChange((v) => (v.global = { imageRegistry: 'registry.example.org' })))).toEqual([]);
+  });
+
   const bad: [string, (v: Values) => void, string][] = [
     ['an unknown top-level key (typo of replicaCount)', (v) => (v.replicas = 3), ' must NOT have additional properties'],
     ['an unknown server key', (v) => (v.server.prot = 8080), '/server must NOT have additional properties'],
