@@ -111,6 +111,16 @@ interface Slot {
   next: ort.Tensor;
 }
 
+/** What the epoch/batch cursor depends on, recorded in checkpoints and checked on resume. */
+function cursorMeaning(o: TrainerOptions): Record<string, string> {
+  return {
+    'cursor.batch size': String(o.batchSize),
+    'cursor.training-set size': String(o.train.size),
+    'cursor.shuffle': String(o.shuffle ?? true),
+    'cursor.drop last': String(o.dropLast ?? true),
+  };
+}
+
 const f32 = (dims: number[], data?: Float32Array) => new ort.Tensor('float32', data ?? new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
 
 export class Trainer {
@@ -168,6 +178,14 @@ export class Trainer {
       start = loadCheckpoint(checkpointPath);
       if (JSON.stringify(start.optimizer) !== JSON.stringify(artifacts.info.optimizer)) {
         throw new UserError(`checkpoint ${checkpointPath} was written with optimizer ${JSON.stringify(start.optimizer)}, the artifacts use ${JSON.stringify(artifacts.info.optimizer)}`);
+      }
+      // The epoch/batch cursor only means the same batches under the same data order.
+      const now = cursorMeaning(opts);
+      for (const [k, v] of Object.entries(now)) {
+        const was = start.metadata[k];
+        if (was !== undefined && was !== v) {
+          throw new UserError(`checkpoint ${checkpointPath} was written with ${k.replace('cursor.', '')} ${was}, this run has ${v}; resuming would not continue the same run`);
+        }
       }
     }
     if (!(opts.batchSize >= 1)) throw new UserError(`batch size must be at least 1, got ${opts.batchSize}`);
@@ -431,7 +449,7 @@ export class Trainer {
       params: new Map(info.params.map((p) => [p.name, view(p.name)])),
       optimizerState: new Map(info.params.flatMap((p) => stateNames(info.optimizer, p.name).map((s) => [s, view(s)] as const))),
       buffers: new Map(info.buffers.map((b) => [b.name, view(b.name)])),
-      metadata: { ...this.artifacts.checkpoint.metadata },
+      metadata: { ...this.artifacts.checkpoint.metadata, ...cursorMeaning(this.opts) },
     };
   }
 

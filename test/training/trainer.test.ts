@@ -139,6 +139,11 @@ describe('trainer', () => {
     expect(sameBits(y.buffers, x.buffers)).toBe(true);
     // The running statistics did move (they are state the checkpoint must carry).
     expect(sameBits(x.buffers, a.checkpoint.buffers)).toBe(false);
+
+    // Resuming with another batch size would silently train on other batches: refused.
+    await expect(Trainer.create(base(a, { steps: 40, batchSize: 32, schedule, checkpointPath: join(broken, 'ckpt'), resume: true }))).rejects.toThrow(
+      /written with batch size 64, this run has 32/,
+    );
   });
 
   it('frozen parameters get no gradient and keep their bytes; the export is the original graph with trained values', async () => {
