@@ -242,6 +242,16 @@ describe('training-form BatchNorm', () => {
     expectAccurate(await gradCheck({ graph, feeds: { x: randomTensor(rng, [3, 3, 4, 4], D) }, wrt: ['x', 'bn1.weight', 'bn1.bias'], coords: 60 }));
   });
 
+  test('a training-mode node with its own momentum (statistics recomputed in the backward)', async () => {
+    const b = new GraphBuilder('bnt', { opset: 15 });
+    const x = b.input('x', [3, 2, 3, 3], D);
+    const rng = new Rng(4);
+    const p = ['s', 'b', 'm', 'v'].map((n) => b.constant(n === 'v' ? { ...randomTensor(rng, [2], D), data: Float64Array.of(1.5, 0.7) } : randomTensor(rng, [2], D), n));
+    const [y] = b.node('BatchNormalization', [x, ...p], { training_mode: attr.int(1), momentum: attr.float(0.8) }, { outputs: 3 });
+    b.output(b.tanh(y), 'y');
+    expectAccurate(await gradCheck({ graph: b.build(), feeds: { x: randomTensor(rng, [3, 2, 3, 3], D) }, wrt: ['x', p[0], p[1]] }));
+  });
+
   test('a selection predicate leaves other BatchNorm nodes in inference form', () => {
     const t = toTrainingBatchNorm(bnNet(DataType.FLOAT), { nodes: (n) => n.name !== 'bn1' });
     expect(t.runningStats).toEqual([]);
