@@ -40,9 +40,14 @@ export function sniffFormat(b: Uint8Array): ImageFormat | undefined {
   return undefined;
 }
 
-function decodeError(label: string, e: unknown): UserError {
+async function decodeError(bytes: Uint8Array, label: string, e: unknown, maxPixels: number): Promise<UserError> {
   const msg = (e as Error).message ?? String(e);
-  if (/pixel limit/i.test(msg)) return new UserError(`${label}: image exceeds the pixel limit`, 413);
+  if (/pixel limit/i.test(msg)) {
+    // Only on this path: read the header alone (no limit, no pixels) so the message can give the size.
+    const m = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata().catch(() => undefined);
+    const size = m?.width && m?.height ? `${m.width}×${m.height} = ${m.width * m.height} pixels` : 'over the pixel limit';
+    return new UserError(`${label} is ${size}; the limit is ${maxPixels}`, 413);
+  }
   // libvips messages name the loader and the problem ("VipsJpeg: Premature end of input file"); no pixel data.
   return new UserError(`${label}: could not decode the image (${msg.split('\n')[0].slice(0, 200)})`, 400);
 }
@@ -63,18 +68,6 @@ export async function decodeImage(
   const format = sniffFormat(bytes);
   if (!format) throw new UserError(`${label} is not a JPEG, PNG, WebP, GIF or TIFF image`, 415);
 
-  let meta: sharp.Metadata;
-  try {
-    // Header only (no pixels decoded), read without the limit so an oversized image gets its dimensions in the message.
-    meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
-  } catch (e) {
-    throw decodeError(label, e);
-  }
-  const w = meta.width ?? 0;
-  const h = meta.height ?? 0;
-  if (w === 0 || h === 0) throw new UserError(`${label} has no pixels (${w}×${h})`);
-  if (w * h > maxPixels) throw new UserError(`${label} is ${w}×${h} = ${w * h} pixels; the limit is ${maxPixels}`, 413);
-
   const img = sharp(bytes, { limitInputPixels: maxPixels, autoOrient: true, failOn: 'warning', pages: 1 });
   let pipeline = img.removeAlpha();
   pipeline = geo.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
@@ -82,11 +75,12 @@ export async function decodeImage(
   let data: Buffer;
   let channels: number;
   try {
+    // libvips checks limitInputPixels against the header before it decodes any pixel.
     const r = await pipeline.raw().toBuffer({ resolveWithObject: true });
     data = r.data;
     channels = r.info.channels;
   } catch (e) {
-    throw decodeError(label, e);
+    throw await decodeError(bytes, label, e, maxPixels);
   }
   if (channels !== geo.channels) throw new Error(`sharp produced ${channels} channels, expected ${geo.channels}`);
 
