@@ -1,0 +1,168 @@
+import { Command, Option } from 'commander';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseNoise } from '../../attacks/noise';
+import { LOSS_KINDS, LossKind } from '../../attacks/objective';
+import { ATTACK_NAMES } from '../../attacks/registry';
+import { DEFAULT_EPS, nonNegative, parseEpsList, parseNumber, positive, positiveInt } from '../../evaluation/options';
+import { mergeResults, readResults } from '../../evaluation/results';
+import { runEvaluation } from '../../evaluation/runner';
+import { parseShard } from '../../evaluation/selection';
+import { SETTING_NAMES, parseSettings } from '../../evaluation/settings';
+import { RESULTS_FILE, writeReport } from '../../report/report';
+import { parseProvider } from '../../runtime/providers';
+import { UserError } from '../../util/errors';
+
+interface EvalFlags {
+  models: string;
+  data?: string;
+  attacks: string;
+  settings: string;
+  eps: string;
+  noise?: string;
+  limit?: string;
+  seed: string;
+  shard?: string;
+  batchSize: string;
+  targeted?: boolean;
+  eotSamples: string;
+  bimIterations?: string;
+  bimStep?: string;
+  pgdIterations?: string;
+  pgdStep?: string;
+  pgdRestarts?: string;
+  pgdLoss?: LossKind;
+  cwIterations?: string;
+  cwKappa?: string;
+  cwSearchSteps?: string;
+  cwLr?: string;
+  cwConst?: string;
+  gallery: string;
+  galleryEps?: string;
+  provider: string;
+  threads?: string;
+  progress: boolean;
+  report: boolean;
+  out: string;
+}
+
+function writeResults(out: string, results: unknown): string {
+  mkdirSync(out, { recursive: true });
+  const path = join(out, RESULTS_FILE);
+  writeFileSync(path, JSON.stringify(results, null, 1) + '\n');
+  return path;
+}
+
+/** A shard's OUT folder or its results.json. */
+function resultsPath(p: string): string {
+  return existsSync(p) && statSync(p).isDirectory() ? join(p, RESULTS_FILE) : p;
+}
+
+/**
+ * `s2s eval`: the paper's protocol (attacks × settings × ε × noise) on a
+ * model set; `s2s eval merge` combines shards; `s2s eval report` redraws
+ * report.html from the JSON documents in a folder.
+ */
+export function register(program: Command): void {
+  // Options after `eval merge` belong to merge, not to eval (both have --out).
+  program.enablePositionalOptions();
+  const cmd = program
+    .command('eval')
+    .enablePositionalOptions()
+    .description('evaluate a model set against FGSM, BIM, PGD and CW in the paper’s settings; writes OUT/results.json and OUT/report.html')
+    .requiredOption('--models <dir>', 'model set folder (models/<set> with manifest.json)')
+    .option('--data <dir>', 'test data: a Fashion-MNIST IDX folder or an image folder (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
+    .option('--attacks <list>', `comma-separated: ${ATTACK_NAMES.join(', ')}, each optionally +eot (gradient averaged over noise draws)`, 'fgsm,bim,cw,pgd')
+    .option('--settings <list>', `comma-separated: ${SETTING_NAMES.join(', ')}`, SETTING_NAMES.join(','))
+    .option('--eps <list>', 'L∞ radii, pixels in [0, 1]', DEFAULT_EPS)
+    .option('--noise <list>', 'noise layers to evaluate besides none, KIND:SIGMA (gaussian, uniform, sign), e.g. gaussian:0.05,sign:0.05')
+    .option('--limit <n>', 'evaluate a fixed subset of n images drawn with --seed (default: all)')
+    .option('--seed <s>', 'seed of the subset, the random starts, the noise draws and the targets', '0')
+    .option('--shard <i/n>', 'evaluate the i-th of n slices (i from 0, as JOB_COMPLETION_INDEX); combine with `s2s eval merge`')
+    .option('--batch-size <n>', 'images per attack batch', '64')
+    .option('--targeted', 'targeted attacks, one seeded random target class per image')
+    .option('--eot-samples <n>', 'noise draws per gradient for +eot attacks', '8')
+    .option('--bim-iterations <n>', 'BIM iterations (default 10)')
+    .option('--bim-step <f>', 'BIM step α as a fraction of ε (default 0.25)')
+    .option('--pgd-iterations <n>', 'PGD iterations (default 20)')
+    .option('--pgd-step <f>', 'PGD step as a fraction of ε (default 2.5 / iterations)')
+    .option('--pgd-restarts <n>', 'PGD random restarts (default 1)')
+    .addOption(new Option('--pgd-loss <loss>', 'PGD loss (default cross-entropy)').choices([...LOSS_KINDS]))
+    .option('--cw-iterations <n>', 'CW Adam iterations per search step (default 100)')
+    .option('--cw-kappa <k>', 'CW confidence κ (default 0)')
+    .option('--cw-search-steps <n>', 'CW binary-search steps over c (default 5)')
+    .option('--cw-lr <x>', 'CW Adam learning rate (default 0.01)')
+    .option('--cw-const <c>', 'CW initial constant c (default 0.1)')
+    .option('--gallery <n>', 'images shown in the report gallery', '4')
+    .option('--gallery-eps <e>', 'ε of the gallery and the detailed tables (default 0.05 if in --eps, else the largest)')
+    .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
+    .option('--threads <n>', 'intra-op threads per session (default: all cores)')
+    .option('--no-progress', 'no progress bar')
+    .option('--no-report', 'write results.json only')
+    .requiredOption('--out <dir>', 'output folder')
+    .action(async (o: EvalFlags) => {
+      const eps = parseEpsList(o.eps);
+      const galleryEps = parseNumber(o.galleryEps, '--gallery-eps');
+      if (galleryEps !== undefined && !eps.includes(galleryEps)) throw new UserError(`--gallery-eps ${galleryEps} is not one of --eps ${eps.join(', ')}`);
+      const results = await runEvaluation({
+        models: o.models,
+        data: o.data,
+        attacks: o.attacks,
+        settings: parseSettings(o.settings),
+        eps,
+        noise: (o.noise ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(parseNoise),
+        limit: positiveInt(o.limit, '--limit'),
+        seed: parseNumber(o.seed, '--seed', (x) => Number.isInteger(x), 'an integer')!,
+        shard: o.shard ? parseShard(o.shard) : undefined,
+        batchSize: positiveInt(o.batchSize, '--batch-size'),
+        targeted: o.targeted ?? false,
+        eotSamples: positiveInt(o.eotSamples, '--eot-samples'),
+        attackParams: {
+          bim: { iterations: positiveInt(o.bimIterations, '--bim-iterations'), stepFraction: positive(o.bimStep, '--bim-step') },
+          pgd: {
+            iterations: positiveInt(o.pgdIterations, '--pgd-iterations'),
+            stepFraction: positive(o.pgdStep, '--pgd-step'),
+            restarts: positiveInt(o.pgdRestarts, '--pgd-restarts'),
+            loss: o.pgdLoss,
+          },
+          cw: {
+            iterations: positiveInt(o.cwIterations, '--cw-iterations'),
+            kappa: nonNegative(o.cwKappa, '--cw-kappa'),
+            searchSteps: positiveInt(o.cwSearchSteps, '--cw-search-steps'),
+            learningRate: positive(o.cwLr, '--cw-lr'),
+            initialConst: positive(o.cwConst, '--cw-const'),
+          },
+        },
+        gallerySize: parseNumber(o.gallery, '--gallery', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
+        galleryEps,
+        provider: parseProvider(o.provider),
+        threads: positiveInt(o.threads, '--threads'),
+        progress: o.progress,
+      });
+      const path = writeResults(o.out, results);
+      process.stderr.write(`wrote ${path}\n`);
+      if (o.report) process.stderr.write(`wrote ${await writeReport(o.out)}\n`);
+    });
+
+  cmd
+    .command('merge')
+    .description('combine the results.json of shards (folders or files) into one result and report')
+    .argument('<results...>', 'shard OUT folders or their results.json files')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--no-report', 'write results.json only')
+    .action(async (inputs: string[], o: { out: string; report: boolean }) => {
+      const paths = inputs.map(resultsPath);
+      const merged = mergeResults(paths.map(readResults), paths);
+      const path = writeResults(o.out, merged);
+      process.stderr.write(`wrote ${path} (${merged.coverage.evaluated} of ${merged.data.selected} images${merged.coverage.complete ? '' : ', INCOMPLETE'})\n`);
+      if (o.report) process.stderr.write(`wrote ${await writeReport(o.out)}\n`);
+    });
+
+  cmd
+    .command('report')
+    .description('redraw DIR/report.html from the results.json, gradients.json and transfer.json in DIR')
+    .argument('<dir>', 'an eval/gradients/transfer output folder')
+    .action(async (dir: string) => {
+      process.stderr.write(`wrote ${await writeReport(dir)}\n`);
+    });
+}
