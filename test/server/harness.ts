@@ -30,6 +30,7 @@ export interface TestServer {
 }
 
 export function spawnServer(env: Record<string, string>, modelsDir: string, model: string): TestServer & { ready: Promise<void> } {
+  // Shedding is off unless a test turns it on: a busy CI machine must not shed test traffic (limits.test.ts tests shedding itself).
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'serve'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', S2S_MODELS_DIR: modelsDir, S2S_MODEL: model, S2S_DRAIN_MS: '0', S2S_THREADS: '1', S2S_MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
