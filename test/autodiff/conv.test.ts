@@ -36,8 +36,13 @@ const cases: ConvCase[] = [
   { label: 'small output, many channels (batch folded into Gemm)', n: 3, c: 16, o: 16, hw: [4, 4], k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] },
   { label: 'grouped, small output (folded)', n: 2, c: 8, o: 8, hw: [3, 3], k: [3, 3], group: 2 },
   { label: 'pads beyond the kernel reach', c: 2, o: 2, hw: [4, 5], k: [2, 2], pads: [2, 2, 2, 2] },
+  { label: 'fewer output than input channels (im2col of dy), asymmetric pads', c: 6, o: 2, hw: [7, 8], k: [3, 3], pads: [0, 1, 2, 1] },
+  { label: 'im2col of dy, grouped and dilated', c: 6, o: 4, hw: [8, 7], k: [3, 2], group: 2, dil: [2, 1], pads: [2, 1, 1, 0] },
+  { label: 'im2col of dy, small output (folded)', n: 2, c: 16, o: 4, hw: [3, 3], k: [3, 3], pads: [1, 1, 1, 1] },
+  { label: '1×1 with padding, fewer outputs', c: 5, o: 2, hw: [4, 3], k: [1, 1], pads: [1, 0, 0, 1] },
   { label: 'symbolic batch', c: 3, o: 4, hw: [7, 6], k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], symbolic: ['N', 3, 7, 6] },
   { label: 'symbolic spatial sizes', c: 2, o: 3, hw: [9, 8], k: [3, 3], stride: [2, 2], pads: [1, 1, 0, 0], symbolic: ['N', 2, 'H', 'W'] },
+  { label: 'symbolic spatial sizes, im2col of dy', c: 4, o: 2, hw: [6, 7], k: [3, 3], pads: [1, 1, 1, 1], symbolic: ['N', 4, 'H', 'W'] },
   { label: 'auto_pad SAME_UPPER, stride 2', c: 2, o: 3, hw: [7, 8], k: [3, 3], stride: [2, 2], autoPad: 'SAME_UPPER' },
 ];
 

@@ -125,6 +125,8 @@ describe('Resize (nearest) gradient', () => {
     { label: '×2 with ONNX defaults (half_pixel, round_prefer_floor)', dims: [2, 2, 3, 4], scales: [1, 1, 2, 2] },
     { label: '×3 as PyTorch exports it (asymmetric, floor)', dims: [1, 2, 3, 2], scales: [1, 1, 3, 3], attrs: { coordinate_transformation_mode: attr.string('asymmetric'), nearest_mode: attr.string('floor') } },
     { label: 'to sizes 5×7 from 3×4 (not a block pattern)', dims: [2, 1, 3, 4], sizes: [2, 1, 5, 7] },
+    { label: 'block upscale of the channel axis', dims: [2, 2, 3, 2], scales: [1, 2, 1, 1] },
+    { label: 'block on one axis, index map on the other', dims: [1, 2, 3, 4], scales: [1, 1, 2, 1.5] },
     { label: 'downsample by sizes, align_corners', dims: [1, 2, 6, 5], sizes: [1, 2, 4, 3], attrs: { coordinate_transformation_mode: attr.string('align_corners') } },
   ];
   test.each(cases)('$label', async (c) => {

@@ -64,9 +64,45 @@ function im2colKernel(channels: number, kernel: number[], dataType: DataType): T
   return { dataType, dims: [channels * kk, 1, ...kernel], data };
 }
 
+/** One-hot depthwise kernel with offsets reversed: channel c·k² + t picks offset (k−1−t) per axis. */
+function im2colKernelFlipped(channels: number, kernel: number[], dataType: DataType): TensorData {
+  const t = im2colKernel(channels, kernel, dataType);
+  const kk = kernel.reduce((p, k) => p * k, 1);
+  for (let i = 0; i < t.data.length; i++) t.data[i] = 0;
+  for (let c = 0; c < channels; c++) for (let j = 0; j < kk; j++) t.data[(c * kk + j) * kk + (kk - 1 - j)] = 1;
+  return t;
+}
+
+/**
+ * Σ over samples and positions of left[n, g, l, p] · cols[n, g, r, p] → [g, l, r]:
+ * the correlation both weight-gradient layouts reduce to.
+ */
+function correlate(e: Emitter, left: string, cols: string, n: number, g: number, l: number, r: number, p: number | undefined): string {
+  // Per-sample products materialise l·r per sample; folding the batch into one GEMM costs transposes of (l + r)·p.
+  const batched = p === undefined || l * r <= p * (l + r);
+  if (batched) {
+    const pp = p ?? -1;
+    const a = g === 1 ? e.op('Reshape', [left, e.ints([n, l, pp])]) : e.op('Reshape', [left, e.ints([n, g, l, pp])]);
+    const b = g === 1 ? e.op('Reshape', [cols, e.ints([n, r, pp])]) : e.op('Reshape', [cols, e.ints([n, g, r, pp])]);
+    return e.reduceSum(e.op('MatMul', [a, e.transpose(b, g === 1 ? [0, 2, 1] : [0, 1, 3, 2])]), [0], false);
+  }
+  if (g === 1) {
+    const a = e.op('Reshape', [e.transpose(e.op('Reshape', [left, e.ints([n, l, p])]), [1, 0, 2]), e.ints([l, -1])]);
+    const b = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([n, r, p])]), [1, 0, 2]), e.ints([r, -1])]);
+    return e.op('Gemm', [a, b], { transB: attr.int(1) });
+  }
+  const a = e.op('Reshape', [e.transpose(e.op('Reshape', [left, e.ints([n, g, l, p])]), [1, 2, 0, 3]), e.ints([g, l, -1])]);
+  const b = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([n, g, r, p])]), [1, 2, 0, 3]), e.ints([g, r, -1])]);
+  return e.op('MatMul', [a, e.transpose(b, [0, 2, 1])]);
+}
+
 /**
  * d(loss)/dW for y = Conv(input, W) with dOut = dy: W is [O, C/group, k…].
  * Also serves ConvTranspose (with the roles of its input and output swapped).
+ *
+ * The k² shifted copies (im2col) are taken of whichever side has fewer
+ * channels: of the input (any stride), or — at stride 1 — of dy, with the
+ * offsets reversed, lined up with the input's positions.
  */
 export function convWeightGrad(e: Emitter, input: string, dOut: string, w: Window, outChannels: number): string {
   const xs = e.shape(input)!;
@@ -76,30 +112,25 @@ export function convWeightGrad(e: Emitter, input: string, dOut: string, w: Windo
   const cg = channels / g;
   const og = outChannels / g;
   const kk = w.kernel.reduce((p, k) => p * k, 1);
-  const trivial = kk === 1 && w.strides.every((s) => s === 1) && w.pads.every((p) => p === 0);
-  const cols = trivial ? input : e.op('Conv', [input, e.constant(im2colKernel(channels, w.kernel, e.dataType(input)), 'im2col')], windowAttrs({ ...w, group: channels }));
-  const ys = e.shape(dOut)!;
-  const spatial = ys.slice(2);
-  const p = spatial.every((d) => typeof d === 'number') ? (spatial as number[]).reduce((a, b) => a * b, 1) : undefined;
-  const wShape = [outChannels, cg, ...w.kernel];
-  // Per-sample products cost O·C·k² per sample; folding costs transposes of (C·k² + O)·P.
-  const batched = p !== undefined && og * cg * kk <= p * (cg * kk + og);
+  const nd = w.kernel.length;
   const n = typeof xs[0] === 'number' ? xs[0] : 0; // Reshape's 0 copies the (symbolic) batch size
-  if (batched || p === undefined) {
-    const pp = p ?? -1;
-    const c3 = g === 1 ? e.op('Reshape', [cols, e.ints([n, cg * kk, pp])]) : e.op('Reshape', [cols, e.ints([n, g, cg * kk, pp])]);
-    const d3 = g === 1 ? e.op('Reshape', [dOut, e.ints([n, og, pp])]) : e.op('Reshape', [dOut, e.ints([n, g, og, pp])]);
-    const prod = e.op('MatMul', [d3, e.transpose(c3, g === 1 ? [0, 2, 1] : [0, 1, 3, 2])]);
-    return e.op('Reshape', [e.reduceSum(prod, [0], false), e.ints(wShape)]);
+  const area = (v: string) => {
+    const sp = e.shape(v)!.slice(2);
+    return sp.every((d) => typeof d === 'number') ? (sp as number[]).reduce((a, b) => a * b, 1) : undefined;
+  };
+  const wShape = [outChannels, cg, ...w.kernel];
+  const trivial = kk === 1 && w.strides.every((s) => s === 1) && w.pads.every((p) => p === 0);
+  const reach = w.kernel.map((k, i) => w.dilations[i] * (k - 1));
+  const dySide = !trivial && og < cg && w.strides.every((s) => s === 1) && w.pads.every((p, i) => p <= reach[i % nd]);
+  if (dySide) {
+    const pads = [...reach.map((r, i) => r - w.pads[i]), ...reach.map((r, i) => r - w.pads[i + nd])];
+    const cols = e.op('Conv', [dOut, e.constant(im2colKernelFlipped(outChannels, w.kernel, e.dataType(dOut)), 'im2col_dy')], windowAttrs({ ...w, pads, group: outChannels }));
+    const r = correlate(e, input, cols, n, g, cg, og * kk, area(input)); // [g, Cg, Og·k²]
+    const t = e.transpose(e.op('Reshape', [r, e.ints([g, cg, og, kk])]), [0, 2, 1, 3]);
+    return e.op('Reshape', [t, e.ints(wShape)]);
   }
-  if (g === 1) {
-    const ct = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([n, cg * kk, p])]), [1, 0, 2]), e.ints([cg * kk, -1])]);
-    const dt = e.op('Reshape', [e.transpose(e.op('Reshape', [dOut, e.ints([n, og, p])]), [1, 0, 2]), e.ints([og, -1])]);
-    return e.op('Reshape', [e.op('Gemm', [dt, ct], { transB: attr.int(1) }), e.ints(wShape)]);
-  }
-  const ct = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([n, g, cg * kk, p])]), [1, 2, 0, 3]), e.ints([g, cg * kk, -1])]);
-  const dt = e.op('Reshape', [e.transpose(e.op('Reshape', [dOut, e.ints([n, g, og, p])]), [1, 2, 0, 3]), e.ints([g, og, -1])]);
-  return e.op('Reshape', [e.op('MatMul', [dt, e.transpose(ct, [0, 2, 1])]), e.ints(wShape)]);
+  const cols = trivial ? input : e.op('Conv', [input, e.constant(im2colKernel(channels, w.kernel, e.dataType(input)), 'im2col')], windowAttrs({ ...w, group: channels }));
+  return e.op('Reshape', [correlate(e, dOut, cols, n, g, og, cg * kk, area(dOut)), e.ints(wShape)]);
 }
 
 /** Kernel of the adjoint convolution: per group, in/out channels swapped, spatial axes reversed. */

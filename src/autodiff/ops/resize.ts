@@ -1,6 +1,6 @@
 import { UserError } from '../../util/errors';
 import { DataType } from '../../onnx/dtype';
-import { Node, attrInts, attrString, describeNode } from '../../onnx/graph';
+import { Node, attr, attrInts, attrString, describeNode } from '../../onnx/graph';
 import { Emitter } from '../emitter';
 import { GradientRule } from '../rule';
 
@@ -8,9 +8,11 @@ import { GradientRule } from '../rule';
  * Resize in nearest mode. The source index of every output position is
  * computed here exactly as ONNX defines it (coordinate transformation, then
  * nearest rounding, clamped), per axis. The gradient sums dy over each
- * source's preimage: a Reshape + ReduceSum where the preimages are the blocks
- * of an integer upscale (the usual case), else a MatMul with the 0/1
- * selection matrix of that axis.
+ * source's preimage: for integer upscales of the spatial axes (the usual
+ * case) an AveragePool over the blocks times their area (measured several
+ * times faster than a ReduceSum over a reshaped block axis); for blocks on
+ * other axes a Reshape + ReduceSum; else a MatMul with the 0/1 selection
+ * matrix of that axis.
  */
 function sourceIndex(node: Node, inSize: number, outSize: number, scale: number): number[] {
   const ctm = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
@@ -74,23 +76,35 @@ function resizeGrad(e: Emitter, node: Node, g: string): string {
   const scales = scalesName ? e.floatValue(scalesName) : undefined;
   const sizes = sizesName ? e.intValue(sizesName) : undefined;
   if (!(scales && scales.length) && !sizes) throw new UserError(`autodiff: ${describeNode(node)} has runtime scales/sizes`);
-  let cur = g;
-  for (let a = xs.length - 1; a >= 0; a--) {
-    const inSize = xs[a];
+  // Per axis: unchanged, an integer block upscale, or a general index map.
+  const plans = xs.map((inSize, a) => {
     const scale = sizes ? undefined : scales![a];
-    if (scale === 1 || (sizes && sizes[a] === inSize)) continue;
+    if (scale === 1 || (sizes && sizes[a] === inSize)) return { kind: 'same' as const };
     if (typeof inSize !== 'number') throw new UserError(`autodiff: ${describeNode(node)} resizes symbolic axis ${a}`);
     const outSize = sizes ? sizes[a] : Math.floor(inSize * scale!);
     const src = sourceIndex(node, inSize, outSize, sizes ? outSize / inSize : scale!);
     const factor = outSize / inSize;
-    const blocks = Number.isInteger(factor) && src.every((s, j) => s === Math.floor(j / factor));
-    if (blocks) {
+    if (Number.isInteger(factor) && src.every((s, j) => s === Math.floor(j / factor))) return { kind: 'block' as const, factor };
+    return { kind: 'map' as const, inSize, outSize, src };
+  });
+  // Integer upscales of spatial axes only (the usual case): the block sums are an AveragePool times the block area.
+  if (xs.length >= 3 && plans.every((p, a) => p.kind === 'same' || (p.kind === 'block' && a >= 2))) {
+    const kernel = plans.slice(2).map((p) => (p.kind === 'block' ? p.factor : 1));
+    const pooled = e.op('AveragePool', [g], { kernel_shape: attr.ints(kernel), strides: attr.ints(kernel) });
+    return e.scale(pooled, kernel.reduce((a, b) => a * b, 1));
+  }
+  let cur = g;
+  for (let a = xs.length - 1; a >= 0; a--) {
+    const plan = plans[a];
+    if (plan.kind === 'same') continue;
+    if (plan.kind === 'block') {
       // [.., in·f, ..] → [.., in, f, ..] → sum over f
       const shape = e.shape(cur)!.map((d) => (typeof d === 'number' ? d : 0));
-      const split = [...shape.slice(0, a), inSize, factor, ...shape.slice(a + 1)];
+      const split = [...shape.slice(0, a), xs[a] as number, plan.factor, ...shape.slice(a + 1)];
       cur = e.reduceSum(e.op('Reshape', [cur, e.ints(split)]), [a + 1], false);
       continue;
     }
+    const { inSize, outSize, src } = plan;
     // Selection matrix Sᵀ [out, in] with Sᵀ[j, src[j]] = 1; along this axis dx = dy · Sᵀ.
     const dt = e.dataType(x);
     const st = dt === DataType.DOUBLE ? new Float64Array(outSize * inSize) : new Float32Array(outSize * inSize);
