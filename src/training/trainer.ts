@@ -83,7 +83,7 @@ export interface EvalResult {
   /** mean loss over all images */
   loss: number;
   images: number;
-  /** top-1, when the data has labels and the model has `logits` */
+  /** top-1, when the data has labels and the model has a classifier output (the cross-entropy one, or `logits`) */
   accuracy?: number;
   /** mean PSNR in dB of the reconstruction (mse loss on images in [0, 1]) */
   psnr?: number;
@@ -295,7 +295,9 @@ export class Trainer {
     if (!ds) throw new UserError('no evaluation data');
     const info = this.artifacts.info;
     const bs = this.opts.evalBatchSize ?? this.opts.batchSize;
-    const hasLogits = info.modelOutputs.some((o) => o.name === 'logits');
+    // Accuracy is read from the classifier output: the one cross-entropy reads, else one named `logits`.
+    const logitsName = info.loss.kind === 'cross-entropy' ? info.loss.output : info.modelOutputs.some((o) => o.name === 'logits') ? 'logits' : undefined;
+    const hasLogits = logitsName !== undefined;
     let lossSum = 0;
     let correct = 0;
     let labelled = 0;
@@ -306,7 +308,7 @@ export class Trainer {
       const feeds = this.dataFeeds(b, idx.length, ds);
       for (const p of info.params) feeds[p.name] = this.slots.get(p.name)!.cur;
       for (const bf of info.buffers) feeds[bf.name] = this.slots.get(bf.name)!.cur;
-      const wanted = [info.perSampleLoss, ...(hasLogits && b.labels ? ['logits'] : [])];
+      const wanted = [info.perSampleLoss, ...(hasLogits && b.labels ? [logitsName!] : [])];
       const out = await this.evalSession.run(feeds, wanted);
       const per = out[info.perSampleLoss].data as Float32Array;
       for (const v of per) {
@@ -314,7 +316,7 @@ export class Trainer {
         if (info.loss.kind === 'mse') psnrSum += 10 * Math.log10(1 / Math.max(v, 1e-10));
       }
       if (hasLogits && b.labels) {
-        const logits = out.logits.data as Float32Array;
+        const logits = out[logitsName!].data as Float32Array;
         const k = logits.length / idx.length;
         for (let i = 0; i < idx.length; i++) {
           let best = 0;
