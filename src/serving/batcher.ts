@@ -37,7 +37,7 @@ export interface Timed<O> {
 
 /** 503 with a Retry-After the error handler puts on the response. */
 export class OverloadError extends UserError {
-  constructor(message: string, readonly reason: 'queue_full' | 'deadline' | 'overloaded' | 'shutting_down', readonly retryAfterSeconds: number) {
+  constructor(message: string, readonly reason: 'queue_full' | 'deadline' | 'overloaded', readonly retryAfterSeconds: number) {
     super(message, 503);
     this.name = 'OverloadError';
   }
