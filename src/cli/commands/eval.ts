@@ -14,7 +14,7 @@ import { parseProvider } from '../../runtime/providers';
 import { UserError } from '../../util/errors';
 
 interface EvalFlags {
-  models: string;
+  models?: string;
   data?: string;
   attacks: string;
   settings: string;
@@ -43,7 +43,7 @@ interface EvalFlags {
   threads?: string;
   progress: boolean;
   report: boolean;
-  out: string;
+  out?: string;
 }
 
 function writeResults(out: string, results: unknown): string {
@@ -70,7 +70,8 @@ export function register(program: Command): void {
     .command('eval')
     .enablePositionalOptions()
     .description('evaluate a model set against FGSM, BIM, PGD and CW in the paper’s settings; writes OUT/results.json and OUT/report.html')
-    .requiredOption('--models <dir>', 'model set folder (models/<set> with manifest.json)')
+    // --models and --out are checked in the action: commander would demand them of `eval merge` too.
+    .option('--models <dir>', 'model set folder (models/<set> with manifest.json); required')
     .option('--data <dir>', 'test data: a Fashion-MNIST IDX folder or an image folder (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
     .option('--attacks <list>', `comma-separated: ${ATTACK_NAMES.join(', ')}, each optionally +eot (gradient averaged over noise draws)`, 'fgsm,bim,cw,pgd')
     .option('--settings <list>', `comma-separated: ${SETTING_NAMES.join(', ')}`, SETTING_NAMES.join(','))
@@ -99,8 +100,10 @@ export function register(program: Command): void {
     .option('--threads <n>', 'intra-op threads per session (default: all cores)')
     .option('--no-progress', 'no progress bar')
     .option('--no-report', 'write results.json only')
-    .requiredOption('--out <dir>', 'output folder')
+    .option('--out <dir>', 'output folder; required')
     .action(async (o: EvalFlags) => {
+      if (!o.models) throw new UserError('eval: --models <dir> is required');
+      if (!o.out) throw new UserError('eval: --out <dir> is required');
       const eps = parseEpsList(o.eps);
       const galleryEps = parseNumber(o.galleryEps, '--gallery-eps');
       if (galleryEps !== undefined && !eps.includes(galleryEps)) throw new UserError(`--gallery-eps ${galleryEps} is not one of --eps ${eps.join(', ')}`);
