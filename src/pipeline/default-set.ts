@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { buildArchitecture } from '../architectures/architectures';
 import { FASHION_MNIST_LABELS, fashionMnistDir, loadFashionMnist } from '../data/fashionMnist';
 import { Graph } from '../onnx/graph';
@@ -7,10 +8,6 @@ import { loadModel, saveModel } from '../onnx/io';
 import { ProviderChoice } from '../runtime/providers';
 import { UserError } from '../util/errors';
 import { assembleModelSet } from './assemble';
-import { canonicalClassifier } from './compose';
-import { evaluate } from './evaluate';
-import { sha256Of } from './model-set';
-import { progressBar } from './progress';
 import { StageResult, StageSettings } from './run-stage';
 import { holdoutSplit } from './splits';
 import { trainAutoencoder } from './train-autoencoder';
@@ -18,34 +15,39 @@ import { trainClassifier } from './train-classifier';
 import { S2SLoss, trainS2SNet } from './train-s2snet';
 
 /**
- * The recipe of the committed default model sets, from the Fashion-MNIST
- * files to models/: fixed seeds, fixed settings, every stage checkpointed
- * under `work` so an interrupted run picks up where it stopped.
+ * The recipe of the committed model sets, from the Fashion-MNIST files to
+ * models/: fixed seeds, fixed settings, every stage checkpointed under `work`
+ * so an interrupted run picks up where it stopped.
  *
- *   1. classifiers (resnet-small for the default set, vgg-small for the
- *      second defended set, alexnet-small and mlp for the transfer study)
- *   2. stage 1: one segnet-small autoencoder (unsupervised, MSE), shared
- *   3. stage 2: an S2SNet per defended classifier (decoder only, CE)
- *   4. each defended set assembled: metrics on the 10,000 test images,
- *      threshold on the 5,000 held-out training images, manifest
+ *   stage `autoencoder`          stage 1: one segnet-small AE (MSE), shared by all sets
+ *   stage `classifier:<arch>`    each classifier (cross-entropy)
+ *   stage `s2snet:<arch>`        stage 2 for each classifier defended by an S2SNet
+ *   stage `sets`                 every set assembled: metrics on the 10,000 test
+ *                                images, threshold on the held-out images, manifest
  *
- * The last 5,000 training images are held out of every stage: the
- * detection threshold is calibrated on them.
+ * Two classifiers get their own S2SNet (the default set and a second
+ * architecture, as the paper defends two classifiers); the other two, for the
+ * transfer study, are served behind the plain AE (the MagNet-like baseline),
+ * so every classifier is a complete model set that `s2s transfer --models
+ * models` picks up. The last 5,000 training images are held out of every
+ * stage: the detection thresholds are calibrated on them.
  */
 export interface ClassifierRecipe {
   arch: string;
+  /** model-set name (and folder) */
+  set: string;
+  /** 's2snet': own stage-2 S2SNet; 'autoencoder': plain-AE baseline set */
+  defence: 's2snet' | 'autoencoder';
+  description: string;
   settings: StageSettings;
-  /** model-set folder for a defended set (with its own S2SNet); absent = transfer-study classifier only */
-  set?: string;
-  description?: string;
 }
 
 export interface Recipe {
+  version: string;
   holdout: number;
   classifiers: ClassifierRecipe[];
   autoencoder: { arch: string; settings: StageSettings };
   s2snet: { loss: S2SLoss; settings: StageSettings };
-  version: string;
 }
 
 export const DEFAULT_RECIPE: Recipe = {
@@ -55,31 +57,56 @@ export const DEFAULT_RECIPE: Recipe = {
     {
       arch: 'resnet-small',
       set: 'fashion-mnist',
-      description: 'Fashion-MNIST, ResNet-20 classifier defended by a SegNet S2SNet (default set)',
-      settings: { epochs: 4, batchSize: 128, lr: 3e-3, weightDecay: 5e-4, seed: 1 },
+      defence: 's2snet',
+      description: 'Fashion-MNIST: ResNet-20 classifier defended by a SegNet S2SNet (the default set)',
+      settings: { epochs: 3, batchSize: 128, lr: 3e-3, weightDecay: 5e-4, seed: 1 },
     },
     {
       arch: 'vgg-small',
       set: 'fashion-mnist-vgg',
-      description: 'Fashion-MNIST, VGG-style classifier defended by its own SegNet S2SNet',
+      defence: 's2snet',
+      description: 'Fashion-MNIST: VGG-style classifier defended by its own SegNet S2SNet (same stage-1 autoencoder)',
       settings: { epochs: 3, batchSize: 128, lr: 2e-3, weightDecay: 5e-4, seed: 2 },
     },
-    { arch: 'alexnet-small', settings: { epochs: 2, batchSize: 128, lr: 1e-3, weightDecay: 5e-4, seed: 3 } },
-    { arch: 'mlp', settings: { epochs: 5, batchSize: 128, lr: 1e-3, weightDecay: 1e-4, seed: 4 } },
+    {
+      arch: 'alexnet-small',
+      set: 'fashion-mnist-alexnet',
+      defence: 'autoencoder',
+      description: 'Fashion-MNIST: AlexNet-style classifier behind the plain autoencoder (transfer study; MagNet-like baseline)',
+      settings: { epochs: 1, batchSize: 128, lr: 1e-3, weightDecay: 5e-4, seed: 3 },
+    },
+    {
+      arch: 'mlp',
+      set: 'fashion-mnist-mlp',
+      defence: 'autoencoder',
+      description: 'Fashion-MNIST: MLP classifier behind the plain autoencoder (transfer study; MagNet-like baseline)',
+      settings: { epochs: 4, batchSize: 128, lr: 1e-3, weightDecay: 1e-4, seed: 4 },
+    },
   ],
-  autoencoder: { arch: 'segnet-small', settings: { epochs: 2, batchSize: 128, lr: 3e-3, weightDecay: 0, seed: 5 } },
+  autoencoder: { arch: 'segnet-small', settings: { epochs: 1, batchSize: 64, lr: 3e-3, weightDecay: 0, seed: 5 } },
   s2snet: { loss: 'ce', settings: { epochs: 1, batchSize: 128, lr: 1e-3, weightDecay: 0, seed: 6 } },
 };
 
-export const TRANSFER_FOLDER = 'fashion-mnist-classifiers';
+/** Stage ids in the order a full run takes them. */
+export function stageIds(recipe: Recipe): string[] {
+  return [
+    'autoencoder',
+    ...recipe.classifiers.map((c) => `classifier:${c.arch}`),
+    ...recipe.classifiers.filter((c) => c.defence === 's2snet').map((c) => `s2snet:${c.arch}`),
+    'sets',
+  ];
+}
 
 export interface DefaultSetOptions {
   /** the models folder the sets are written into */
   out: string;
-  /** checkpoints and intermediate graphs */
+  /** checkpoints and finished stage graphs */
   work: string;
   data?: string;
+  /** continue from checkpoints; reuse finished stages found in `work` */
   resume?: boolean;
+  /** run only these stages (ids from stageIds); the stages they need must be finished in `work` */
+  only?: string[];
   provider?: ProviderChoice;
   intraOpThreads?: number;
   recipe?: Recipe;
@@ -88,157 +115,170 @@ export interface DefaultSetOptions {
   log?: (line: string) => void;
 }
 
+export interface StageReport {
+  stage: string;
+  seconds: number;
+  cpuSeconds: number;
+  steps: number;
+  imagesPerSecond: number;
+  /** 1-minute load average of the machine when the stage ended (other work shares the CPU) */
+  loadAverage: number;
+  heldOut?: { top1?: number; psnrDb?: number };
+}
+
 export interface DefaultSetReport {
   seconds: number;
-  stages: Array<{ stage: string; seconds: number; steps: number }>;
+  stages: StageReport[];
   sets: Array<{ name: string; dir: string; top1: Record<string, number>; psnrDb: Record<string, number>; threshold: number }>;
-  classifiers: Array<{ arch: string; path: string; top1: number }>;
 }
+
+const round = (v: number, d: number) => Number(v.toFixed(d));
+const pct = (v: number | undefined) => (v === undefined ? '-' : `${(100 * v).toFixed(2)}%`);
 
 export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSetReport> {
   const recipe = o.recipe ?? DEFAULT_RECIPE;
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const t0 = performance.now();
+  const ids = stageIds(recipe);
+  const only = o.only ?? ids;
+  const unknown = only.filter((s) => !ids.includes(s));
+  if (unknown.length) throw new UserError(`unknown stage${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (stages: ${ids.join(', ')})`);
+
   const dir = fashionMnistDir(o.data);
   if (!existsSync(dir)) throw new UserError(`Fashion-MNIST not found at ${dir}; apt-get install dataset-fashion-mnist, or pass --data`);
   const trainAll = loadFashionMnist({ dir, split: 'train' });
-  const test = loadFashionMnist({ dir, split: 'test' });
-  const split = holdoutSplit(trainAll, Math.min(recipe.holdout, Math.floor(trainAll.size / 5)));
+  const split = holdoutSplit(trainAll, recipe.holdout);
   const holdoutName = `Fashion-MNIST train rows ${split.holdoutStart}–${trainAll.size - 1} (held out of all training)`;
-  const dataTag = `${trainAll.files.images}:${trainAll.size}:holdout${trainAll.size - split.holdoutStart}`;
+  const dataTag = `fashion-mnist train ${trainAll.size} images, rows ${split.holdoutStart}+ held out`;
   mkdirSync(o.work, { recursive: true });
-  const stages: DefaultSetReport['stages'] = [];
+  const stages: StageReport[] = [];
   const settingsOf = (s: StageSettings): StageSettings => (o.smoke ? { ...s, steps: o.smoke.steps } : s);
   const common = { provider: o.provider, intraOpThreads: o.intraOpThreads, resume: o.resume, dataTag, log };
-  const evalLimit = o.smoke?.images;
   const validation = o.smoke ? undefined : split.holdout;
+  const perEpoch = (s: StageSettings) => Math.floor(split.train.size / s.batchSize);
+
   const record = (stage: string, r: StageResult) => {
-    stages.push({ stage, seconds: round(r.seconds, 1), steps: r.train.steps });
-    log(`${stage}: done in ${r.seconds.toFixed(0)} s (${r.train.steps} steps, ${r.train.imagesPerSecond.toFixed(0)} img/s, ${r.provider})`);
+    const rep: StageReport = {
+      stage,
+      seconds: round(r.seconds, 1),
+      cpuSeconds: round(r.cpuSeconds, 1),
+      steps: r.train.steps,
+      imagesPerSecond: round(r.train.imagesPerSecond, 1),
+      loadAverage: round(loadavg()[0], 2),
+      heldOut: r.finalEval ? { top1: r.finalEval.accuracy, psnrDb: r.finalEval.psnr } : undefined,
+    };
+    stages.push(rep);
+    log(`${stage}: done in ${rep.seconds} s wall, ${rep.cpuSeconds} s CPU (${rep.steps} steps, ${rep.imagesPerSecond} img/s, load average ${rep.loadAverage})`);
   };
-  // A finished stage leaves its graph in `work`; with --resume it is reused instead of retrained.
-  const cached = async (name: string, stage: () => Promise<Graph>): Promise<Graph> => {
-    const path = join(o.work, `${name}.onnx`);
+  // A finished stage leaves its graph in `work`; a resumed or partial run reuses it.
+  const graphPath = (id: string) => join(o.work, `${id.replace(':', '-')}.onnx`);
+  const stage = async (id: string, run: () => Promise<{ graph: Graph; result: StageResult }>): Promise<Graph | undefined> => {
+    const path = graphPath(id);
+    if (!only.includes(id)) return existsSync(path) ? loadModel(path) : undefined;
     if (o.resume && existsSync(path)) {
-      log(`${name}: reusing ${path}`);
+      log(`${id}: finished earlier, reusing ${path}`);
       return loadModel(path);
     }
-    const g = await stage();
-    saveModel(g, path);
+    const { graph, result } = await run();
+    saveModel(graph, path);
+    record(id, result);
+    return graph;
+  };
+  const need = (id: string, g: Graph | undefined): Graph => {
+    if (!g) throw new UserError(`stage ${id} has not been run: ${graphPath(id)} is missing (run it first, or without --only)`);
     return g;
   };
 
-  const classifiers = new Map<string, Graph>();
-  const trainingInfo = new Map<string, Record<string, unknown>>();
+  const ae = await stage('autoencoder', async () => {
+    const s = recipe.autoencoder.settings;
+    const r = await trainAutoencoder({
+      ...common,
+      label: `autoencoder ${recipe.autoencoder.arch}`,
+      model: buildArchitecture(recipe.autoencoder.arch, { seed: s.seed }),
+      train: split.train,
+      eval: validation,
+      evalEvery: perEpoch(s),
+      settings: settingsOf(s),
+      checkpointDir: join(o.work, 'autoencoder'),
+    });
+    return { graph: r.graph, result: r };
+  });
+
+  const classifiers = new Map<string, Graph | undefined>();
   for (const c of recipe.classifiers) {
-    const g = await cached(`classifier-${c.arch}`, async () => {
+    const g = await stage(`classifier:${c.arch}`, async () => {
       const r = await trainClassifier({
         ...common,
         label: `classifier ${c.arch}`,
         model: buildArchitecture(c.arch, { seed: c.settings.seed, classes: FASHION_MNIST_LABELS.length }),
         train: split.train,
         eval: validation,
+        evalEvery: perEpoch(c.settings),
         settings: settingsOf(c.settings),
         checkpointDir: join(o.work, `classifier-${c.arch}`),
       });
-      record(`classifier ${c.arch}`, r);
-      return r.graph;
+      return { graph: r.graph, result: r };
     });
     classifiers.set(c.arch, g);
-    trainingInfo.set(c.arch, { arch: c.arch, ...c.settings, optimizer: c.settings.optimizer ?? 'adamw', schedule: 'cosine, 5% linear warm-up' });
   }
 
-  const ae = await cached(`autoencoder-${recipe.autoencoder.arch}`, async () => {
-    const r = await trainAutoencoder({
-      ...common,
-      label: `autoencoder ${recipe.autoencoder.arch}`,
-      model: buildArchitecture(recipe.autoencoder.arch, { seed: recipe.autoencoder.settings.seed }),
-      train: split.train,
-      eval: validation,
-      settings: settingsOf(recipe.autoencoder.settings),
-      checkpointDir: join(o.work, `autoencoder-${recipe.autoencoder.arch}`),
-    });
-    record(`autoencoder ${recipe.autoencoder.arch}`, r);
-    return r.graph;
-  });
-
-  const sets: DefaultSetReport['sets'] = [];
-  for (const c of recipe.classifiers.filter((x) => x.set)) {
-    const f = classifiers.get(c.arch)!;
-    const s2snet = await cached(`s2snet-${c.arch}`, async () => {
+  const s2snets = new Map<string, Graph | undefined>();
+  for (const c of recipe.classifiers.filter((x) => x.defence === 's2snet')) {
+    const id = `s2snet:${c.arch}`;
+    const g = await stage(id, async () => {
       const r = await trainS2SNet({
         ...common,
         label: `s2snet for ${c.arch}`,
-        autoencoder: ae,
-        classifier: f,
+        autoencoder: need('autoencoder', ae),
+        classifier: need(`classifier:${c.arch}`, classifiers.get(c.arch)),
         loss: recipe.s2snet.loss,
         train: split.train,
         eval: validation,
+        evalEvery: perEpoch(recipe.s2snet.settings),
         settings: settingsOf(recipe.s2snet.settings),
         checkpointDir: join(o.work, `s2snet-${c.arch}`),
       });
-      record(`s2snet for ${c.arch}`, r);
-      return r.s2snet;
+      return { graph: r.s2snet, result: r };
     });
-    const setDir = join(o.out, c.set!);
-    const a = await assembleModelSet({
-      dir: setDir,
-      name: c.set!,
-      version: recipe.version,
-      description: c.description,
-      labels: [...FASHION_MNIST_LABELS],
-      classifier: f,
-      autoencoder: ae,
-      s2snet,
-      test,
-      testName: `Fashion-MNIST test (${test.size} images)`,
-      holdout: split.holdout,
-      holdoutName,
-      provider: o.provider,
-      limit: evalLimit,
-      training: {
-        recipe: 'src/pipeline/default-set.ts (s2s train default)',
-        classifier: trainingInfo.get(c.arch),
-        autoencoder: { arch: recipe.autoencoder.arch, loss: 'mse', ...recipe.autoencoder.settings },
-        s2snet: { loss: recipe.s2snet.loss, trained: 'decoder.* only (encoder and classifier frozen)', ...recipe.s2snet.settings },
-        trainingImages: split.train.size,
-      },
-    });
-    const m = a.manifest.metrics as { top1: Record<string, number>; psnrDb: Record<string, number> };
-    sets.push({ name: c.set!, dir: setDir, top1: m.top1, psnrDb: m.psnrDb, threshold: a.threshold });
-    log(`${c.set}: top-1 f ${pct(m.top1.classifier)}, f∘AE ${pct(m.top1.autoencoder)}, f∘s ${pct(m.top1.s2snet)}; PSNR AE ${m.psnrDb.autoencoder} dB, s ${m.psnrDb.s2snet} dB; threshold ${a.threshold.toPrecision(4)}`);
+    s2snets.set(c.arch, g);
   }
 
-  // The classifiers of the transfer study, each measured on the test set, listed with their sha256.
-  const transferDir = join(o.out, TRANSFER_FOLDER);
-  mkdirSync(transferDir, { recursive: true });
-  const listed: DefaultSetReport['classifiers'] = [];
-  const index: Array<Record<string, unknown>> = [];
-  for (const c of recipe.classifiers) {
-    const path = c.set ? join(o.out, c.set, 'classifier.onnx') : join(transferDir, `${c.arch}.onnx`);
-    if (!c.set) saveModel(canonicalClassifier(classifiers.get(c.arch)!), path);
-    const r = await evaluate({ classifier: path }, test, { provider: o.provider, limit: evalLimit, progress: evalLimit ? undefined : progressBar(`${c.arch}: test`, test.size) });
-    const rel = relative(transferDir, path);
-    listed.push({ arch: c.arch, path, top1: r.classifier.top1 });
-    index.push({ arch: c.arch, path: rel, sha256: sha256Of(path), top1: round(r.classifier.top1, 6), correct: r.classifier.correct, testImages: r.n, ...(c.set ? { modelSet: c.set } : {}), training: trainingInfo.get(c.arch) });
-  }
-  writeFileSync(
-    join(transferDir, 'classifiers.json'),
-    JSON.stringify(
-      {
-        description: 'Fashion-MNIST classifiers of different families for the transferability study (PROTOCOL.md, Transferability). Paths are relative to this file; input [N,1,28,28] in [0,1], output logits [N,10].',
+  const sets: DefaultSetReport['sets'] = [];
+  if (only.includes('sets')) {
+    const test = loadFashionMnist({ dir, split: 'test' });
+    for (const c of recipe.classifiers) {
+      const setDir = join(o.out, c.set);
+      const a = await assembleModelSet({
+        dir: setDir,
+        name: c.set,
+        version: recipe.version,
+        description: c.description,
         labels: [...FASHION_MNIST_LABELS],
-        input: { channels: 1, height: 28, width: 28, layout: 'NCHW', range: [0, 1], mean: [0], std: [1] },
-        classifiers: index,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+        classifier: need(`classifier:${c.arch}`, classifiers.get(c.arch)),
+        autoencoder: need('autoencoder', ae),
+        s2snet: c.defence === 's2snet' ? need(`s2snet:${c.arch}`, s2snets.get(c.arch)) : undefined,
+        test,
+        testName: `Fashion-MNIST test (${test.size} images)`,
+        holdout: split.holdout,
+        holdoutName,
+        provider: o.provider,
+        limit: o.smoke?.images,
+        training: {
+          recipe: 'src/pipeline/default-set.ts (s2s train default)',
+          trainingImages: split.train.size,
+          classifier: { arch: c.arch, loss: 'cross-entropy', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...c.settings },
+          autoencoder: { arch: recipe.autoencoder.arch, loss: 'mse', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.autoencoder.settings },
+          ...(c.defence === 's2snet'
+            ? { s2snet: { loss: recipe.s2snet.loss, trained: 'decoder.* only; encoder and classifier frozen', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.s2snet.settings } }
+            : {}),
+        },
+      });
+      const m = a.manifest.metrics as { top1: Record<string, number>; psnrDb: Record<string, number> };
+      sets.push({ name: c.set, dir: setDir, top1: m.top1, psnrDb: m.psnrDb, threshold: a.threshold });
+      log(`${c.set}: top-1 f ${pct(m.top1.classifier)}, f∘AE ${pct(m.top1.autoencoder)}, f∘s ${pct(m.top1.s2snet)}; PSNR AE ${m.psnrDb.autoencoder} dB, s ${m.psnrDb.s2snet ?? '-'} dB; threshold ${a.threshold.toPrecision(4)}`);
+    }
+  }
   const seconds = (performance.now() - t0) / 1000;
-  log(`default sets built in ${(seconds / 60).toFixed(1)} min`);
-  return { seconds, stages, sets, classifiers: listed };
+  log(`done in ${(seconds / 60).toFixed(1)} min`);
+  return { seconds, stages, sets };
 }
-
-const round = (v: number, d: number) => Number(v.toFixed(d));
-const pct = (v: number) => `${(100 * v).toFixed(2)}%`;

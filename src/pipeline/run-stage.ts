@@ -68,6 +68,8 @@ export interface StageResult {
   finalEval?: EvalRecord;
   resumedFrom?: number;
   seconds: number;
+  /** CPU time of this process during the stage (user + system), the cost on a machine shared with other work */
+  cpuSeconds: number;
   provider: string;
 }
 
@@ -88,6 +90,7 @@ function fingerprint(r: StageRun): string {
 
 export async function runStage(r: StageRun): Promise<StageResult> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const log = r.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const s = r.settings;
   const artifacts = buildArtifacts(r.model, { ...r.artifacts, optimizer: optimizerOf(s) });
@@ -154,9 +157,15 @@ export async function runStage(r: StageRun): Promise<StageResult> {
       finalEval: train.evals.at(-1),
       resumedFrom,
       seconds: (performance.now() - t0) / 1000,
+      cpuSeconds: cpuSecondsSince(cpu0),
       provider: trainer.provider,
     };
   } finally {
     await trainer.release();
   }
+}
+
+export function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
 }

@@ -9,7 +9,7 @@ import { UserError } from '../../util/errors';
 import { assembleModelSet } from '../../pipeline/assemble';
 import { Normalisation, canonicalClassifier, composeDefended, imageGeometry } from '../../pipeline/compose';
 import { DataSource, Geometry, openData } from '../../pipeline/data';
-import { DEFAULT_RECIPE, buildDefaultSets } from '../../pipeline/default-set';
+import { DEFAULT_RECIPE, buildDefaultSets, stageIds } from '../../pipeline/default-set';
 import { StageResult, StageSettings } from '../../pipeline/run-stage';
 import { holdoutSplit } from '../../pipeline/splits';
 import { trainAutoencoder } from '../../pipeline/train-autoencoder';
@@ -280,19 +280,21 @@ export function register(program: Command): void {
     .command('default')
     .description('rebuild the committed default model sets from the Fashion-MNIST files with fixed seeds (src/pipeline/default-set.ts)')
     .option('--out <dir>', 'models folder to write the sets into', 'models')
-    .option('--work <dir>', 'checkpoints and intermediate graphs', join('.cache', 'train-default'))
+    .option('--work <dir>', 'checkpoints and finished stage graphs (tmp/ is git-ignored)', join('tmp', 'train-default'))
     .option('--data <dir>', 'folder with the Fashion-MNIST IDX files (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
     .option('--resume', 'continue an interrupted run from the checkpoints and finished stages in --work')
+    .option('--only <stages>', `run only these stages, comma-separated (${stageIds(DEFAULT_RECIPE).join(', ')}); the stages they build on must be finished in --work — independent stages can run in parallel processes`)
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'cpu')
     .option('--threads <n>', 'threads per operator (0 = all cores)', '0')
     .option('--smoke <steps>', 'plumbing check: every stage only this many steps, evaluations on 200 images (the result is not a usable model)')
-    .action(async (o: { out: string; work: string; data?: string; resume?: boolean; provider: string; threads: string; smoke?: string }) => {
+    .action(async (o: { out: string; work: string; data?: string; resume?: boolean; only?: string; provider: string; threads: string; smoke?: string }) => {
       const steps = int(o.smoke, '--smoke', 1);
       const r = await buildDefaultSets({
         out: o.out,
         work: o.work,
         data: o.data,
         resume: o.resume,
+        only: o.only?.split(',').map((x) => x.trim()).filter(Boolean),
         provider: parseProvider(o.provider),
         intraOpThreads: int(o.threads, '--threads')!,
         recipe: DEFAULT_RECIPE,

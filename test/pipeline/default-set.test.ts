@@ -1,0 +1,65 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModelSet } from '../../src/models/loader';
+import { Recipe, buildDefaultSets, stageIds } from '../../src/pipeline/default-set';
+
+/**
+ * The default-set recipe's plumbing on the committed subset with a tiny
+ * recipe (one step per stage): partial runs with `only`, the error for a
+ * missing earlier stage, resume reusing finished stages, and both kinds of
+ * set (own S2SNet, plain-AE baseline).
+ */
+const data = join(__dirname, '..', 'fixtures', 'fashion-mnist-small');
+
+const recipe: Recipe = {
+  version: '0.0.1-test',
+  holdout: 100,
+  classifiers: [
+    { arch: 'mlp', set: 'fm-mlp', defence: 's2snet', description: 'test set with an S2SNet', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 1 } },
+    { arch: 'vgg-small', set: 'fm-vgg', defence: 'autoencoder', description: 'test set behind the plain AE', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 2 } },
+  ],
+  autoencoder: { arch: 'segnet-small', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 3 } },
+  s2snet: { loss: 'ce', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 4 } },
+};
+
+describe('default-set recipe (tiny recipe, committed subset)', () => {
+  const root = mkdtempSync(join(tmpdir(), 's2s-default-'));
+  const out = join(root, 'models');
+  const work = join(root, 'work');
+  const lines: string[] = [];
+  const base = { out, work, data, recipe, smoke: { steps: 1, images: 60 }, intraOpThreads: 1, log: (l: string) => lines.push(l) };
+
+  it('names its stages in dependency order', () => {
+    expect(stageIds(recipe)).toEqual(['autoencoder', 'classifier:mlp', 'classifier:vgg-small', 's2snet:mlp', 'sets']);
+  });
+
+  it('runs a subset of stages, and refuses a stage whose inputs are missing', async () => {
+    await buildDefaultSets({ ...base, only: ['autoencoder', 'classifier:mlp', 'classifier:vgg-small'] });
+    await expect(buildDefaultSets({ ...base, only: ['sets'] })).rejects.toThrow(/stage s2snet:mlp has not been run/);
+    await expect(buildDefaultSets({ ...base, only: ['classifier:resnet50'] })).rejects.toThrow(/unknown stage classifier:resnet50/);
+  });
+
+  it('finishes with resume and writes both kinds of set', async () => {
+    const r = await buildDefaultSets({ ...base, resume: true });
+    expect(r.stages.map((s) => s.stage)).toEqual(['s2snet:mlp']);
+    expect(lines.some((l) => /classifier:mlp: finished earlier/.test(l))).toBe(true);
+
+    const own = await loadModelSet(join(out, 'fm-mlp'));
+    expect(own.manifest.defence.chain).toEqual([{ stage: 'noise' }, { stage: 's2snet' }]);
+    expect(Object.keys(own.paths).sort()).toEqual(['autoencoder', 'classifier', 'defended', 's2snet']);
+    const baseline = await loadModelSet(join(out, 'fm-vgg'));
+    expect(baseline.manifest.defence.chain).toEqual([{ stage: 'noise' }, { stage: 'autoencoder' }]);
+    expect(Object.keys(baseline.paths).sort()).toEqual(['autoencoder', 'classifier']);
+    expect((baseline.manifest.metrics as { detection: { score: string } }).detection.score).toMatch(/AE\(x\)/);
+    // Both sets share the one stage-1 autoencoder.
+    expect(own.manifest.files.autoencoder!.sha256).toBe(baseline.manifest.files.autoencoder!.sha256);
+  });
+
+  it('a second resumed run retrains nothing and reproduces the sets byte for byte', async () => {
+    const before = readFileSync(join(out, 'fm-mlp', 'manifest.json'), 'utf8');
+    const r = await buildDefaultSets({ ...base, resume: true });
+    expect(r.stages).toEqual([]);
+    expect(readFileSync(join(out, 'fm-mlp', 'manifest.json'), 'utf8')).toBe(before);
+  });
+});
