@@ -46,10 +46,10 @@ describe('s2s serve start-up', () => {
     }
   });
 
-  it('serves several model sets; requests pick one with `model`', async () => {
+  it('serves several model sets; requests pick one with `model`; operator noise settings override the manifests', async () => {
     const a = writeTinySet({ name: 'alpha', classes: 3 });
     writeTinySet({ name: 'beta', channels: 3, size: 16, classes: 4 }, a.modelsDir);
-    const s = spawnServer({ S2S_LOAD_MODELS: '*' }, a.modelsDir, 'alpha');
+    const s = spawnServer({ S2S_LOAD_MODELS: '*', S2S_NOISE_KIND: 'uniform', S2S_NOISE: '0.03', S2S_NOISE_MAX: '0.05' }, a.modelsDir, 'alpha');
     await s.ready;
     try {
       const models = (await call(`${s.url}/v1/models`)).json();
@@ -58,11 +58,14 @@ describe('s2s serve start-up', () => {
         ['alpha', true, 3],
         ['beta', false, 4],
       ]);
+      for (const m of models.models) expect(m.noise).toEqual({ kind: 'uniform', sigma: 0.03, maxSigma: 0.05 });
       const png = await testImage('png', 40, 3);
       const viaDefault = (await postImage(`${s.url}/v1/classify?topK=10`, png)).json();
       const viaBeta = (await postImage(`${s.url}/v1/classify?model=beta&topK=10`, png)).json();
       expect([viaDefault.model.name, viaDefault.results[0].top.length]).toEqual(['alpha', 3]);
       expect([viaBeta.model.name, viaBeta.results[0].top.length]).toEqual(['beta', 4]);
+      expect(viaBeta.results[0].noise).toEqual({ kind: 'uniform', sigma: 0.03 });
+      expect((await postImage(`${s.url}/v1/classify?noise=0.06`, png)).status).toBe(400);
       expect((await call(`${s.url}/v2/models/beta`)).json().inputs[0].shape).toEqual([-1, 3, 16, 16]);
       const metrics = (await call(`${s.url}/metrics`)).body.toString();
       expect(metrics).toMatch(/^s2s_model_info\{model="beta",version="0\.0\.1-test",execution_provider="cpu"\} 1$/m);
