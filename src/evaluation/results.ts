@@ -172,6 +172,11 @@ function aucOf(clean: number[] | undefined, adv: number[]): number | null {
   return rocFromHistograms(clean, adv)?.auc ?? null;
 }
 
+/** Pretty JSON with arrays of numbers on one line (histograms would otherwise take a line per bin). */
+export function formatJson(v: unknown): string {
+  return JSON.stringify(v, null, 1).replace(/\[[-0-9.eE+,\s]*\]/g, (m) => m.replace(/\s+/g, '')) + '\n';
+}
+
 export function readResults(path: string): EvalResults {
   let json: unknown;
   try {

@@ -5,7 +5,7 @@ import { parseNoise } from '../../attacks/noise';
 import { LOSS_KINDS, LossKind } from '../../attacks/objective';
 import { ATTACK_NAMES } from '../../attacks/registry';
 import { DEFAULT_EPS, nonNegative, parseEpsList, parseNumber, positive, positiveInt } from '../../evaluation/options';
-import { mergeResults, readResults } from '../../evaluation/results';
+import { formatJson, mergeResults, readResults } from '../../evaluation/results';
 import { runEvaluation } from '../../evaluation/runner';
 import { parseShard } from '../../evaluation/selection';
 import { SETTING_NAMES, parseSettings } from '../../evaluation/settings';
@@ -49,7 +49,7 @@ interface EvalFlags {
 function writeResults(out: string, results: unknown): string {
   mkdirSync(out, { recursive: true });
   const path = join(out, RESULTS_FILE);
-  writeFileSync(path, JSON.stringify(results, null, 1) + '\n');
+  writeFileSync(path, formatJson(results));
   return path;
 }
 

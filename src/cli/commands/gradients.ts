@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { GRADIENT_MODEL_NAMES, runGradientAnalysis } from '../../evaluation/gradients';
 import { parseNumber, positiveInt } from '../../evaluation/options';
 import { GRADIENTS_FILE, writeReport } from '../../report/report';
+import { formatJson } from '../../evaluation/results';
 import { parseProvider } from '../../runtime/providers';
 
 /** `s2s gradients`: the paper's Table 1 and Figure 2 for a model set. */
@@ -36,7 +37,7 @@ export function register(program: Command): void {
       });
       mkdirSync(o.out, { recursive: true });
       const path = join(o.out, GRADIENTS_FILE);
-      writeFileSync(path, JSON.stringify(r, null, 1) + '\n');
+      writeFileSync(path, formatJson(r));
       const lines = r.pairs.map((p) => `  ${GRADIENT_MODEL_NAMES[p.a]} vs ${GRADIENT_MODEL_NAMES[p.b]}: ${p.meanSsim.toFixed(3)}`);
       process.stdout.write(`mean SSIM of gradient magnitudes over ${r.data.selected} images:\n${lines.join('\n')}\n`);
       process.stderr.write(`wrote ${path}\n`);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DEFAULT_EPS, parseEpsList, parseNumber, positiveInt } from '../../evaluation/options';
 import { runTransfer } from '../../evaluation/transfer';
 import { TRANSFER_FILE, writeReport } from '../../report/report';
+import { formatJson } from '../../evaluation/results';
 import { parseProvider } from '../../runtime/providers';
 
 /** `s2s transfer`: FGSM crafted on each classifier, evaluated on every other (paper Figure 8). */
@@ -36,7 +37,7 @@ export function register(program: Command): void {
       });
       mkdirSync(o.out, { recursive: true });
       const path = join(o.out, TRANSFER_FILE);
-      writeFileSync(path, JSON.stringify(r, null, 1) + '\n');
+      writeFileSync(path, formatJson(r));
       process.stderr.write(`wrote ${path}\n`);
       if (o.report) process.stderr.write(`wrote ${await writeReport(o.out)}\n`);
     });
