@@ -1,22 +1,23 @@
 import { UserError } from '../util/errors';
-import { Graph, NameScope, Node, attr, attrFloat, cloneGraph, describeNode } from '../onnx/graph';
+import { Graph, NameScope, Node, attr, attrFloat, attrInt, cloneGraph, describeNode } from '../onnx/graph';
 import { Emitter } from './emitter';
-import { GRADIENT_OPSET, upgradeBlocker } from './opset';
 
 /**
- * Training-mode BatchNormalization for our own models.
+ * Training-mode BatchNormalization for our own models, in standard ops.
  *
  * Each selected inference-form node `BatchNormalization(x, scale, bias,
- * running_mean, running_var)` becomes the standard op in training mode
- * (opset 14+), which normalises with the batch statistics, with momentum 0 so
- * that its two extra outputs are exactly this batch's mean μ and (biased)
- * variance σ²:
+ * running_mean, running_var)` is rewritten to normalise with the batch
+ * statistics, computed as
  *
- *   y, μ, σ² = BatchNormalization(x, scale, bias, running_mean, running_var, training_mode=1, momentum=0)
+ *   μ  = ReduceMean(x, [0, 2, …])            (keepdims)
+ *   xc = x − μ
+ *   σ² = ReduceMean(xc · xc, [0, 2, …])      (biased, as PyTorch normalises)
+ *   y  = BatchNormalization(x, scale, bias, μ, σ²)   (inference form: one fused op)
  *
- * The gradient rule for this form (ops/batchNormalization.ts) reads μ and σ²
- * from those outputs instead of recomputing them. The running statistics are
- * updated by separate per-channel ops and become graph outputs:
+ * The gradient rule of BatchNormalization recognises this pattern and
+ * applies the fused batch-norm backward formula (ops/batchNormalization.ts)
+ * instead of differentiating the statistics op by op. The running statistics
+ * are updated by separate per-channel ops and become graph outputs:
  *
  *   running_mean' = momentum · running_mean + (1 − momentum) · μ
  *   running_var'  = momentum · running_var  + (1 − momentum) · σ² · n/(n − 1)
@@ -25,7 +26,11 @@ import { GRADIENT_OPSET, upgradeBlocker } from './opset';
  * PyTorch, the unbiased batch variance in the running estimate (n = elements
  * per channel in the batch). The trainer feeds the running statistics in and
  * writes `updated` back after each step; the eval graph keeps the original
- * inference-form nodes. The graph's opset is raised to 17 if it is older.
+ * inference-form nodes.
+ *
+ * (ONNX's own training_mode=1 is not used: onnxruntime-node 1.30's CPU kernel
+ * returned outputs that were not normalised with the batch statistics for
+ * some inputs.)
  */
 export interface RunningStat {
   /** initializer holding the running statistic */
@@ -46,12 +51,6 @@ export function toTrainingBatchNorm(g: Graph, opts: { nodes?: (n: Node) => boole
   if (g.opset < 13) throw new UserError(`training BatchNorm: graph '${g.name}' uses opset ${g.opset}; 13 or later is needed`);
   const graph = cloneGraph(g);
   const selected = new Set(graph.nodes.filter((n) => n.opType === 'BatchNormalization' && (opts.nodes ?? (() => true))(n)));
-  if (selected.size === 0) return { graph, runningStats: [] };
-  if (graph.opset < GRADIENT_OPSET) {
-    const blocker = upgradeBlocker(graph, graph.opset, GRADIENT_OPSET);
-    if (blocker) throw new UserError(`training BatchNorm needs opset 14+, and graph '${graph.name}' cannot be raised: ${blocker}`);
-    graph.opset = GRADIENT_OPSET;
-  }
   const scope = new NameScope(graph);
   const e = new Emitter(graph, scope, graph.opset);
   const runningStats: RunningStat[] = [];
@@ -62,15 +61,21 @@ export function toTrainingBatchNorm(g: Graph, opts: { nodes?: (n: Node) => boole
       graph.nodes.push(n);
       continue;
     }
-    if (n.outputs.filter((o) => o).length > 1) throw new UserError(`training BatchNorm: ${describeNode(n)} is already in training form`);
-    const [x, , , mean, variance] = n.inputs;
-    const channels = e.shape(n.inputs[1])?.[0];
+    if (n.outputs.filter((o) => o).length > 1 || attrInt(n, 'training_mode', 0) === 1) throw new UserError(`training BatchNorm: ${describeNode(n)} is already in training form`);
+    const [x, scale, bias, mean, variance] = n.inputs;
+    const rank = e.rank(x);
+    const channels = e.shape(scale)?.[0];
     if (typeof channels !== 'number') throw new UserError(`training BatchNorm: ${describeNode(n)} has no static channel count`);
     const momentum = attrFloat(n, 'momentum', 0.9);
+    const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
     e.prefix = `${n.name || n.outputs[0]}/train`;
-    const batchMean = scope.fresh(`${n.name || n.outputs[0]}/batch_mean`);
-    const batchVar = scope.fresh(`${n.name || n.outputs[0]}/batch_var`);
-    e.node('BatchNormalization', n.inputs, { ...n.attrs, momentum: attr.float(0), training_mode: attr.int(1) }, [n.outputs[0], batchMean, batchVar]);
+    const mu = e.reduceMean(x, axes, true);
+    const xc = e.sub(x, mu);
+    const sigma2 = e.reduceMean(e.mul(xc, xc), axes, true);
+    const flat = (v: string) => e.op('Reshape', [v, e.ints([channels])]);
+    const batchMean = flat(mu);
+    const batchVar = flat(sigma2);
+    e.node('BatchNormalization', [x, scale, bias, batchMean, batchVar], { epsilon: attr.float(attrFloat(n, 'epsilon', 1e-5)) }, [n.outputs[0]]);
     graph.nodes[graph.nodes.length - 1].name = n.name;
 
     const count = e.op('Cast', [e.op('Div', [e.op('Size', [x]), e.ints([channels])])], { to: attr.int(e.dataType(x)) });

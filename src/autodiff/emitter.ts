@@ -46,6 +46,17 @@ export class Emitter {
     if (t.dataType === DataType.FLOAT || t.dataType === DataType.DOUBLE) this.floatValues.set(name, tensorToNumbers(t));
   }
 
+  private producers?: Map<string, Node>;
+
+  /** The node that computes v (forward graph), for rules that recognise patterns. */
+  producer(v: string): Node | undefined {
+    if (!this.producers) {
+      this.producers = new Map();
+      for (const n of this.graph.nodes) for (const o of n.outputs) if (o) this.producers.set(o, n);
+    }
+    return this.producers.get(v);
+  }
+
   /** Makes a value added from outside (a new graph input) known. */
   declare(v: ValueInfo): void {
     this.infos.set(v.name, v);

@@ -124,6 +124,7 @@ export function buildGradientGraph(opts: GradientOptions): GradientResult {
       const thunk = thunks[i];
       if (!thunk) throw new Error(`autodiff: the ${node.opType} rule gave no gradient for input ${i} of ${describeNode(node)}`);
       const d = thunk();
+      if (d === undefined) continue;
       const list = contributions.get(x) ?? [];
       list.push(d);
       contributions.set(x, list);

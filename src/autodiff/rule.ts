@@ -13,8 +13,12 @@ export interface GradContext {
   e: Emitter;
 }
 
-/** A lazily built gradient: called only when that input needs one. */
-export type GradThunk = () => string;
+/**
+ * A lazily built gradient: called only when that input needs one. It may
+ * return undefined when that input's influence is already accounted for in
+ * another input's gradient (a fused formula, see BatchNormalization).
+ */
+export type GradThunk = () => string | undefined;
 
 /**
  * One op's gradient, in the spirit of tfjs-core's gradient configs: which

@@ -118,6 +118,25 @@ describe('gradient engine', () => {
     expect(Array.from(out.grad_x.data as Float32Array)).toEqual([1, 1, 1, 1]);
   });
 
+  test('opset 18 graphs keep their opset; reductions take axes as inputs', async () => {
+    const b = new GraphBuilder('o18', { opset: 18, seed: 2 });
+    const x = b.input('x', ['N', 2, 6, 6]);
+    const h = b.relu(b.batchNorm(b.conv(x, { out: 3, kernel: 3 })));
+    const pooled = b.op('ReduceMean', [h, b.ints64([2, 3])], { keepdims: attr.int(0) });
+    b.output(b.concat([pooled, b.op('ReduceMean', [x, b.ints64([2, 3])], { keepdims: attr.int(0) })], 1), 'y');
+    const g = b.build();
+    const r = buildGradientGraph({ graph: g, loss: 'y', wrt: ['x'] });
+    expect(r.graph.opset).toBe(18);
+    expect(r.graph.nodes.filter((n) => n.opType === 'ReduceMean' && n.attrs.axes)).toHaveLength(0);
+    const rng = new Rng(6);
+    expectAccurate(await gradCheck({ graph: g, feeds: { x: randomTensor(rng, [2, 2, 6, 6]) }, wrt: ['x', 'conv.weight'], linearize: true }));
+    const t = toTrainingBatchNorm(g);
+    expect(t.graph.opset).toBe(18);
+    const tg = { ...t.graph, outputs: t.graph.outputs.filter((o) => o.name === 'y') };
+    // Batch statistics make y nonlinear in x: a small step (kinks still frozen).
+    expectAccurate(await gradCheck({ graph: tg, feeds: { x: randomTensor(rng, [3, 2, 6, 6]) }, wrt: ['x', 'bn.weight'], linearize: true, eps: 1e-2 }));
+  });
+
   test('bad requests are user errors', () => {
     const g = mlp();
     expect(() => buildGradientGraph({ graph: g, loss: 'logits', wrt: ['nope'] })).toThrow(/'nope' is neither an input nor an initializer/);
@@ -240,6 +259,15 @@ describe('training-form BatchNorm', () => {
     const graph = { ...t.graph, outputs: t.graph.outputs.filter((o) => o.name === 'y') };
     const rng = new Rng(9);
     expectAccurate(await gradCheck({ graph, feeds: { x: randomTensor(rng, [3, 3, 4, 4], D) }, wrt: ['x', 'bn1.weight', 'bn1.bias'], coords: 60 }));
+  });
+
+  test('the statistics are not differentiated op by op: one fused backward per BatchNorm', () => {
+    const t = toTrainingBatchNorm(bnNet(DataType.FLOAT));
+    const before = t.graph.nodes.length;
+    const r = buildGradientGraph({ graph: { ...t.graph, outputs: [{ name: 'y', dataType: DataType.FLOAT }] }, loss: 'y', wrt: ['x', 'bn1.weight'] });
+    const backward = r.graph.nodes.slice(before);
+    expect(backward.filter((n) => n.name.startsWith('grad/bn1/train'))).toEqual([]);
+    expect(backward.filter((n) => n.opType === 'Expand')).toEqual([]);
   });
 
   test('a training-mode node with its own momentum (statistics recomputed in the backward)', async () => {

@@ -199,6 +199,7 @@ export async function linearizeKinks(g: Graph, feeds: Record<string, TensorData>
   const probe = cloneGraph(g);
   const relus = probe.nodes.filter((n) => n.opType === 'Relu');
   const pools = probe.nodes.filter((n) => n.opType === 'MaxPool');
+  if (relus.length + pools.length === 0) return g;
   pools.forEach((n, i) => {
     if (!n.outputs[1]) n.outputs[1] = `probe/argmax${i}`;
   });

@@ -1,3 +1,4 @@
+import { architectureNames, buildArchitecture } from '../../src/architectures/architectures';
 import { GraphBuilder } from '../../src/onnx/builder';
 import { Graph } from '../../src/onnx/graph';
 import { Rng } from '../../src/util/random';
@@ -95,5 +96,22 @@ describe('whole-model gradients', () => {
       });
       expectAccurate(results);
     }
+  });
+
+  // The project's own architectures (src/architectures), at their small default geometry.
+  const small = architectureNames().filter((n) => !['segnet', 'resnet50'].includes(n));
+  test.each(small)('%s from the architecture registry', async (name) => {
+    const g = buildArchitecture(name, { seed: 3 });
+    const shape = g.inputs[0].shape!.map((d) => (typeof d === 'number' ? d : 2));
+    const params = [...g.initializers.keys()].filter((k) => /weight$/.test(k));
+    const results = await gradCheck({
+      graph: g,
+      feeds: { input: randomTensor(new Rng(4), shape) },
+      wrt: ['input', params[0], params[Math.floor(params.length / 2)], params[params.length - 1]],
+      coords: 4,
+      linearize: true,
+      eps: g.nodes.some((n) => n.opType === 'Sigmoid') ? 0.01 : undefined,
+    });
+    expectAccurate(results);
   });
 });

@@ -1,5 +1,5 @@
 import { UserError } from '../../util/errors';
-import { Node, attr, attrFloat, attrInt, describeNode } from '../../onnx/graph';
+import { Node, attr, attrFloat, attrInt, attrInts, describeNode } from '../../onnx/graph';
 import { Emitter } from '../emitter';
 import { GradientRule } from '../rule';
 
@@ -9,8 +9,8 @@ import { GradientRule } from '../rule';
  * Inference form: μ, σ² are the running statistics (inputs 3, 4), so y is
  * affine in x and every input has a gradient.
  *
- * Training form (training_mode=1, as toTrainingBatchNorm emits it): μ, σ² are
- * the batch statistics, so x also reaches y through them. With A = scale/√(σ²+ε),
+ * Batch statistics (μ, σ² computed from x itself: the ops toTrainingBatchNorm
+ * writes, or a node in training_mode=1): x also reaches y through them. With A = scale/√(σ²+ε),
  * S₁ = Σ dy and S₂ = Σ dy·(x − μ) over the n elements of a channel:
  *   dx = A · (dy − S₁/n − (x − μ) · S₂ / (n (σ² + ε))),
  *   dscale = S₂ / √(σ²+ε),  dbias = S₁
@@ -26,30 +26,53 @@ function isTraining(node: Node, opset: number): boolean {
   return node.outputs.filter((o) => o).length > 1;
 }
 
-function trainingGrad(node: Node, dy: (string | undefined)[], e: Emitter) {
-  if (dy[1] || dy[2]) throw new UserError(`autodiff: the batch statistics of ${describeNode(node)} reach the loss; only its normalised output is differentiated`);
-  const g = dy[0]!;
+/** The axes of a ReduceMean, from its attribute or (opset 18+) its second input. */
+function meanAxes(e: Emitter, n: Node): number[] | undefined {
+  return attrInts(n, 'axes') ?? (n.inputs[1] ? e.intValue(n.inputs[1]) : undefined);
+}
+
+/**
+ * Recognises mean and var inputs that are the batch statistics of x, as
+ * toTrainingBatchNorm writes them: Reshape(ReduceMean(x)) and
+ * Reshape(ReduceMean((x − μ)²)) over [0, 2, …]. Returns x − μ.
+ */
+function batchStatistics(e: Emitter, node: Node): { centred: string } | undefined {
+  const [x, , , mean, variance] = node.inputs;
+  const rank = e.rank(x);
+  const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)].join(',');
+  const unwrap = (v: string) => {
+    const p = e.producer(v);
+    return p?.opType === 'Reshape' ? p.inputs[0] : v;
+  };
+  const isMean = (n: Node | undefined): n is Node => n?.opType === 'ReduceMean' && attrInt(n, 'keepdims', 1) === 1 && meanAxes(e, n)?.join(',') === axes;
+  const mu = unwrap(mean);
+  const m = e.producer(mu);
+  const v = e.producer(unwrap(variance));
+  if (!isMean(m) || m.inputs[0] !== x || !isMean(v)) return undefined;
+  const sq = e.producer(v.inputs[0]);
+  if (sq?.opType !== 'Mul' || sq.inputs[0] !== sq.inputs[1]) return undefined;
+  const sub = e.producer(sq.inputs[0]);
+  if (sub?.opType !== 'Sub' || sub.inputs[0] !== x || sub.inputs[1] !== mu) return undefined;
+  return { centred: sq.inputs[0] };
+}
+
+/**
+ * The fused backward of normalising with the batch's own statistics. With
+ * mean, var computed from x (either by the node itself in training mode, or by
+ * the ops batchStatistics recognises), x → y through them too; the mean and
+ * var inputs then get no separate gradient.
+ */
+function batchStatsGrad(node: Node, g: string, e: Emitter, stats: () => { mean: string; variance: string; centred: string }) {
   const [x, scale] = node.inputs;
   const eps = attrFloat(node, 'epsilon', 1e-5);
   const rank = e.rank(x);
   const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
-  // toTrainingBatchNorm's nodes (momentum 0) output the batch statistics; otherwise recompute them.
-  const fromOutputs = attrFloat(node, 'momentum', 0.9) === 0 && node.outputs[1] && node.outputs[2];
-  let stats: { mean: string; variance: string } | undefined;
-  const batchStats = () => {
-    if (stats) return stats;
-    if (fromOutputs) return (stats = { mean: node.outputs[1], variance: node.outputs[2] });
-    const m = e.reduceMean(x, axes, true);
-    const d = e.sub(x, m);
-    return (stats = { mean: e.op('Reshape', [m, e.ints([-1])]), variance: e.op('Reshape', [e.reduceMean(e.mul(d, d), axes, true), e.ints([-1])]) });
-  };
   let parts: { inv: string; s1: string; s2: string; xc: string } | undefined;
   const shared = () => {
     if (parts) return parts;
-    const { mean, variance } = batchStats();
+    const { variance, centred } = stats();
     const inv = e.op('Reciprocal', [e.op('Sqrt', [e.add(variance, e.scalarLike(eps, variance))])]);
-    const xc = e.sub(x, perChannel(e, mean, rank));
-    return (parts = { inv, s1: e.reduceSum(g, axes, false), s2: e.reduceSum(e.mul(g, xc), axes, false), xc });
+    return (parts = { inv, s1: e.reduceSum(g, axes, false), s2: e.reduceSum(e.mul(g, centred), axes, false), xc: centred });
   };
   return [
     () => {
@@ -65,7 +88,24 @@ function trainingGrad(node: Node, dy: (string | undefined)[], e: Emitter) {
     },
     () => e.mul(shared().s2, shared().inv),
     () => shared().s1,
+    () => undefined,
+    () => undefined,
   ];
+}
+
+/** Training mode (training_mode=1): the node computes the statistics itself; recompute them here. */
+function trainingGrad(node: Node, dy: (string | undefined)[], e: Emitter) {
+  if (dy[1] || dy[2]) throw new UserError(`autodiff: the running statistics output by ${describeNode(node)} reach the loss; only its normalised output is differentiated`);
+  const x = node.inputs[0];
+  const rank = e.rank(x);
+  const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
+  let stats: { mean: string; variance: string; centred: string } | undefined;
+  return batchStatsGrad(node, dy[0]!, e, () => {
+    if (stats) return stats;
+    const m = e.reduceMean(x, axes, true);
+    const centred = e.sub(x, m);
+    return (stats = { mean: e.op('Reshape', [m, e.ints([-1])]), variance: e.op('Reshape', [e.reduceMean(e.mul(centred, centred), axes, true), e.ints([-1])]), centred });
+  });
 }
 
 export const batchNormalization: Record<string, GradientRule> = {
@@ -76,6 +116,8 @@ export const batchNormalization: Record<string, GradientRule> = {
       if (isTraining(node, e.opset)) return trainingGrad(node, dy, e);
       const g = dy[0];
       const [x, scale, , mean, variance] = node.inputs;
+      const batch = batchStatistics(e, node);
+      if (batch) return batchStatsGrad(node, g!, e, () => ({ mean, variance, centred: batch.centred }));
       const eps = attrFloat(node, 'epsilon', 1e-5);
       const rank = e.rank(x);
       const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
