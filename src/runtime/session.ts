@@ -23,6 +23,12 @@ export interface SessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** CUDA device ordinal */
   deviceId?: number;
+  /**
+   * Whether ORT's intra-op threads spin while waiting for work (default true).
+   * Spinning lowers single-run latency but burns the cores that a server's
+   * event loop and image decoding need between batches.
+   */
+  allowSpinning?: boolean;
 }
 
 export type Feed = ort.Tensor | TensorData;
@@ -61,6 +67,9 @@ export class ModelSession {
       interOpNumThreads: opts.interOpThreads ?? 0,
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     };
+    if (opts.allowSpinning === false) {
+      base.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
+    }
     const open = async (provider: Provider) => {
       const executionProviders: ort.InferenceSession.ExecutionProviderConfig[] =
         provider === 'cuda' ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 } as ort.InferenceSession.ExecutionProviderConfig, 'cpu'] : ['cpu'];

@@ -48,6 +48,11 @@ describe('ModelSession', () => {
     expect(s.inputShape('input')).toEqual(['N', 1, 4, 4]);
   });
 
+  it('accepts the no-spinning setting used by the service', async () => {
+    const s = await createSession(tiny(), { provider: 'cpu', allowSpinning: false, intraOpThreads: 2 });
+    expect((await s.run({ input: floatTensor([1, 1, 4, 4]) })).logits.dims).toEqual([1, 3]);
+  });
+
   it('parses provider names strictly', () => {
     expect(parseProvider(undefined)).toBe('auto');
     expect(parseProvider('CUDA')).toBe('cuda');
