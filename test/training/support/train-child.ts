@@ -1,25 +1,20 @@
 /**
- * Child process for the kill-and-resume test: trains a small MLP on the
- * committed Fashion-MNIST subset for 30 steps, checkpointing every 3 steps to
- * argv[2], resuming from there if a checkpoint exists. Prints "step N" after
- * every step; with argv[3] = K it stops dead after step K (blocked, not
- * exiting) so the parent can kill it at a known point, deterministically.
+ * Child process for the kill-and-resume test: trains the artifacts in folder
+ * argv[2] on the committed Fashion-MNIST subset for 30 steps, checkpointing
+ * every 3 steps to `checkpoint.last` there and resuming from it if it exists
+ * (the artifacts are written once by the parent, so every run trains exactly
+ * the same graphs). Prints "step N" after every step; with argv[3] = K it
+ * stops dead after step K (blocked, not exiting) so the parent can kill it at
+ * a known point, deterministically.
  */
 import { join } from 'node:path';
 import { loadFashionMnist } from '../../../src/data/fashionMnist';
-import { GraphBuilder } from '../../../src/onnx/builder';
-import { buildArtifacts } from '../../../src/training/artifacts';
 import { Trainer } from '../../../src/training/trainer';
 
 async function main() {
-  const checkpointPath = process.argv[2];
+  const artifacts = process.argv[2];
   const hangAt = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
   const train = loadFashionMnist({ dir: join(__dirname, '..', '..', 'fixtures', 'fashion-mnist-small'), split: 'train' });
-  const b = new GraphBuilder('mlp', { seed: 12 });
-  let h = b.linear(b.flatten(b.input('input', ['N', 1, 28, 28])), { out: 24, name: 'fc1' });
-  h = b.relu(b.batchNorm(h, { name: 'bn1' }));
-  b.output(b.linear(h, { out: 10, name: 'fc2' }), 'logits');
-  const artifacts = buildArtifacts(b.build(), { requiresGrad: 'all', loss: { kind: 'cross-entropy' }, optimizer: { kind: 'adamw' } });
   const t = await Trainer.create({
     artifacts,
     train,
@@ -28,7 +23,6 @@ async function main() {
     schedule: { kind: 'cosine', lr: 3e-3, totalSteps: 30, warmupSteps: 4 },
     seed: 5,
     checkpointEvery: 3,
-    checkpointPath,
     resume: true,
     progress: false,
     intraOpThreads: 2,
