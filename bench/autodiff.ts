@@ -1,17 +1,18 @@
 /**
  * Autodiff benchmark (not a test). Two parts, on this machine's CPU:
  *
- * 1. Conv gradient formulations for one 3×3 convolution, the layer the issue
- *    measured (32→32 channels, input 64×32×28×28), and a late-layer shape
- *    (256→256, 64×256×7×7): forward, the input gradient as ConvTranspose vs a
- *    Conv with the flipped kernel, and the weight gradient five ways. The
- *    engine's choice (src/autodiff/ops/conv.ts) comes from these numbers.
+ * 1. Conv gradient formulations for 3×3 convolutions at batch 64: the layer
+ *    the issue measured (32→32 channels at 28×28), ResNet-20's first stage
+ *    (16→16 at 28×28) and late layers (64→64, 256→256 at 7×7): forward, the
+ *    input gradient as ConvTranspose vs a Conv with the flipped kernel, and
+ *    the weight gradient six ways. The engine's choice
+ *    (src/autodiff/ops/conv.ts) comes from these numbers.
  * 2. Whole models at batch 64: forward (inference graph), forward + backward
  *    (training-form BatchNorm, loss, gradients of every parameter), and a
  *    training step (the same plus plain SGD updates in one graph, parameters
  *    fed back from the previous step's outputs), with the ratio step/forward.
  *
- *   npm run bench:autodiff [-- --iters 20 --threads 0 --part convs,models --models ae,segnet-small,resnet-small]
+ *   npm run bench:autodiff [-- --iters 20 --threads 0 --clock wall|cpu --part convs,models --models ae,segnet-small,resnet-small --convs 64x32x32@28,…]
  */
 import * as ort from 'onnxruntime-node';
 import { buildArchitecture } from '../src/architectures/architectures';
@@ -33,6 +34,13 @@ const iters = Number(arg('iters', '20'));
 const threads = Number(arg('threads', '0'));
 const parts = arg('part', 'convs,models').split(',');
 const models = arg('models', 'ae,segnet-small,resnet-small').split(',');
+/** conv shapes for part 1 as n×c→o@hw, comma-separated */
+const convShapes = arg('convs', '64x32x32@28,64x16x16@28,64x64x64@7,64x256x256@7').split(',').map((t) => {
+  const m = /^(\d+)x(\d+)x(\d+)@(\d+)$/.exec(t);
+  if (!m) throw new Error(`bad --convs entry '${t}' (expected e.g. 64x32x32@28)`);
+  const [n, c, o, hw] = m.slice(1).map(Number);
+  return { label: `${n}×${c}→${o} @${hw}`, n, c, o, hw };
+});
 const BATCH = 64;
 
 function random(dims: number[], seed: number): ort.Tensor {
@@ -49,6 +57,17 @@ interface Timing {
 }
 
 /**
+ * --clock cpu: time by this process's CPU time instead of wall time. With
+ * --threads 1 that is the work done, nearly unaffected by other processes
+ * competing for the cores (use it on a busy machine; wall time otherwise).
+ */
+const clock = arg('clock', 'wall');
+const now = clock === 'cpu' ? () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+} : () => performance.now();
+
+/**
  * Median and minimum wall time of each function, after 3 warm-up rounds. The
  * functions run interleaved, round after round, so that load from other
  * processes falls on all of them alike and their ratios stay meaningful.
@@ -58,9 +77,9 @@ async function timeAll(runs: (() => Promise<unknown>)[]): Promise<Timing[]> {
   const ts: number[][] = runs.map(() => []);
   for (let i = 0; i < iters; i++) {
     for (let k = 0; k < runs.length; k++) {
-      const t = performance.now();
+      const t = now();
       await runs[k]();
-      ts[k].push(performance.now() - t);
+      ts[k].push(now() - t);
     }
   }
   return ts.map((t) => {
@@ -138,7 +157,7 @@ async function convStudy(sh: ConvShape): Promise<void> {
       { x, dy },
     ],
     [
-      'dW  C: per-offset batched MatMuls',
+      'dW  C: one batched MatMul per kernel offset, strided Slices [chosen, ≥8 ch]',
       graph('C', [X, DY], (b) => {
         const xp = b.op('Pad', ['x', b.ints64([0, 0, 1, 1, 0, 0, 1, 1])]);
         const d3 = b.op('Reshape', ['dy', b.ints64([n, o, p])]);
@@ -153,12 +172,12 @@ async function convStudy(sh: ConvShape): Promise<void> {
       { x, dy },
     ],
     [
-      'dW  D: depthwise-Conv im2col + batched MatMul + ReduceSum [chosen, large P]',
+      'dW  D: depthwise-Conv im2col + batched MatMul + ReduceSum [chosen, <8 ch]',
       graph('D', [X, DY], (b) => b.op('ReduceSum', [b.op('MatMul', [b.op('Reshape', ['dy', b.ints64([n, o, p])]), b.transpose(im2col(b), [0, 2, 1])]), b.ints64([0])], { keepdims: attr.int(0) })),
       { x, dy },
     ],
     [
-      'dW  E: depthwise-Conv im2col, batch folded into one Gemm [chosen, small P]',
+      'dW  E: depthwise-Conv im2col, batch folded into one Gemm [<8 ch, small P]',
       graph('E', [X, DY], (b) => {
         const ct = b.op('Reshape', [b.transpose(im2col(b), [1, 0, 2]), b.ints64([c * k * k, -1])]);
         const dt = b.op('Reshape', [b.transpose(b.op('Reshape', ['dy', b.ints64([n, o, p])]), [1, 0, 2]), b.ints64([o, -1])]);
@@ -167,11 +186,13 @@ async function convStudy(sh: ConvShape): Promise<void> {
       { x, dy },
     ],
   ];
-  // What the engine emits for this layer: forward + dX + dW (+ bias) in one graph.
+  // What the engine emits for this layer: forward + dX + dW + db in one graph. The loss
+  // Σ y·r with r fed at run time keeps dy from being a constant ORT could fold away.
   const b = new GraphBuilder('layer', { seed: 1 });
-  b.output(b.conv(b.input('x', [n, c, hw, hw]), { out: o, kernel: 3, name: 'conv' }), 'y');
-  const engine = buildGradientGraph({ graph: b.build(), loss: 'y', wrt: ['x', 'conv.weight', 'conv.bias'] }).graph;
-  rows.push(['engine: forward + dX + dW + db in one graph (seed = ones)', engine, { x }]);
+  const y = b.conv(b.input('x', [n, c, hw, hw]), { out: o, kernel: 3, name: 'conv' });
+  b.output(b.mul(y, b.input('r', [n, o, hw, hw])), 'loss');
+  const engine = buildGradientGraph({ graph: b.build(), loss: 'loss', wrt: ['x', 'conv.weight', 'conv.bias'] }).graph;
+  rows.push(['engine: forward + dX + dW + db in one graph', engine, { x, r: dy }]);
   console.log(`\n${sh.label}: 3×3 conv ${c}→${o}, input ${n}×${c}×${hw}×${hw}`);
   const times = await timeGraphs(rows.map(([, g, feeds]) => [g, feeds]));
   rows.forEach(([label], i) => console.log(`  ${label.padEnd(76)} ${fmt(times[i])}`));
@@ -267,10 +288,9 @@ async function modelBench(name: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''}, CPU, intra-op threads ${threads || 'default'}, ${iters} timed runs each`);
+  console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''}, CPU, intra-op threads ${threads || 'default'}, ${clock} clock, ${iters} timed runs each`);
   if (parts.includes('convs')) {
-    await convStudy({ label: 'issue layer', n: 64, c: 32, o: 32, hw: 28 });
-    await convStudy({ label: 'late layer', n: 64, c: 256, o: 256, hw: 7 });
+    for (const sh of convShapes) await convStudy(sh);
   }
   if (parts.includes('models')) for (const m of models) await modelBench(m);
 }

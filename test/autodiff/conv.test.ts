@@ -40,6 +40,10 @@ const cases: ConvCase[] = [
   { label: 'im2col of dy, grouped and dilated', c: 6, o: 4, hw: [8, 7], k: [3, 2], group: 2, dil: [2, 1], pads: [2, 1, 1, 0] },
   { label: 'im2col of dy, small output (folded)', n: 2, c: 16, o: 4, hw: [3, 3], k: [3, 3], pads: [1, 1, 1, 1] },
   { label: '1×1 with padding, fewer outputs', c: 5, o: 2, hw: [4, 3], k: [1, 1], pads: [1, 0, 0, 1] },
+  { label: 'per-offset products: stride, dilation, asymmetric pads', c: 8, o: 8, hw: [9, 8], k: [3, 3], stride: [2, 1], dil: [1, 2], pads: [1, 2, 0, 1] },
+  { label: 'per-offset products, grouped', c: 16, o: 16, hw: [6, 7], k: [3, 3], group: 2, pads: [1, 1, 1, 1] },
+  { label: 'per-offset products of dy', c: 16, o: 8, hw: [7, 6], k: [3, 3], pads: [0, 1, 2, 1] },
+  { label: 'per-offset products of dy, grouped and dilated', n: 2, c: 32, o: 16, hw: [6, 5], k: [3, 2], group: 2, dil: [2, 1], pads: [2, 1, 1, 0] },
   { label: 'symbolic batch', c: 3, o: 4, hw: [7, 6], k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], symbolic: ['N', 3, 7, 6] },
   { label: 'symbolic spatial sizes', c: 2, o: 3, hw: [9, 8], k: [3, 3], stride: [2, 2], pads: [1, 1, 0, 0], symbolic: ['N', 2, 'H', 'W'] },
   { label: 'symbolic spatial sizes, im2col of dy', c: 4, o: 2, hw: [6, 7], k: [3, 3], pads: [1, 1, 1, 1], symbolic: ['N', 4, 'H', 'W'] },
@@ -94,22 +98,23 @@ describe('ConvTranspose gradient', () => {
 });
 
 describe('Conv gradient formulation', () => {
-  const opsOf = (stride: number, hw: number, c: number) => {
+  const opsOf = (stride: number, hw: number, c: number, o: number) => {
     const b = new GraphBuilder('conv', { seed: 1 });
     const x = b.input('x', ['N', c, hw, hw]);
-    b.output(b.conv(x, { out: c, kernel: 3, stride }), 'y');
+    b.output(b.conv(x, { out: o, kernel: 3, stride }), 'y');
     const g = buildGradientGraph({ graph: b.build(), loss: 'y', wrt: ['x', 'conv.weight'] }).graph;
     return g.nodes.map((n) => n.opType);
   };
-  test('stride 1: input gradient is a Conv with the flipped kernel, weight gradient a batched MatMul', () => {
-    const ops = opsOf(1, 28, 8);
+  test('stride 1: input gradient is a Conv with the flipped kernel; weight gradient one MatMul per kernel offset', () => {
+    const ops = opsOf(1, 28, 8, 8);
     expect(ops).not.toContain('ConvTranspose');
-    expect(ops.filter((o) => o === 'Conv')).toHaveLength(3); // forward, input gradient, im2col
-    expect(ops).toContain('MatMul');
+    expect(ops.filter((o) => o === 'Conv')).toHaveLength(2); // forward, input gradient
+    expect(ops.filter((o) => o === 'MatMul')).toHaveLength(9);
   });
-  test('stride 2 uses ConvTranspose; a small output folds the batch into one Gemm', () => {
-    const ops = opsOf(2, 4, 32);
+  test('stride 2 uses ConvTranspose; few channels take an im2col Conv, and a small output folds the batch into one Gemm', () => {
+    const ops = opsOf(2, 4, 4, 32);
     expect(ops).toContain('ConvTranspose');
+    expect(ops.filter((o) => o === 'Conv')).toHaveLength(2); // forward, im2col
     expect(ops).toContain('Gemm');
     expect(ops).not.toContain('MatMul');
   });

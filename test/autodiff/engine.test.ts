@@ -48,7 +48,7 @@ describe('gradient engine', () => {
     // Only trained's weight gradient is needed: nothing flows into the relu, the frozen conv or the side branch.
     expect(backward.some((n) => n.opType === 'ConvTranspose' || (n.opType === 'Conv' && n.inputs.includes('frozen.weight')))).toBe(false);
     expect(backward.some((n) => n.name.includes('frozen') || n.name.includes('relu') || n.name.includes('sigmoid'))).toBe(false);
-    expect(r.graph.nodes.filter((n) => n.opType === 'Where')).toHaveLength(0);
+    expect(r.graph.nodes.filter((n) => n.opType === 'Greater')).toHaveLength(0);
   });
 
   test('an unsupported op on the path is an error naming the op, the node and the supported ops', () => {

@@ -1,4 +1,4 @@
-import { attrFloat } from '../../onnx/graph';
+import { attr, attrFloat } from '../../onnx/graph';
 import { GradientRule } from '../rule';
 
 /**
@@ -8,7 +8,8 @@ import { GradientRule } from '../rule';
  */
 export const activations: Record<string, GradientRule> = {
   Relu: {
-    grad: ({ node, dy: [g], e }) => [() => e.op('Where', [e.op('Greater', [node.outputs[0], e.scalarLike(0, g!)]), g!, e.scalarLike(0, g!)])],
+    // dy · [y > 0]; a Mul by the cast mask measured a little faster than Where on ORT's CPU EP
+    grad: ({ node, dy: [g], e }) => [() => e.mul(g!, e.op('Cast', [e.op('Greater', [node.outputs[0], e.scalarLike(0, g!)])], { to: attr.int(e.dataType(g!)) }))],
   },
   LeakyRelu: {
     grad: ({ node, dy: [g], e }) => {
