@@ -35,7 +35,15 @@ export interface CwParams {
   initialConst?: number;
 }
 
-export const CW_DEFAULTS = { iterations: 100, learningRate: 0.01, kappa: 0, searchSteps: 5, initialConst: 0.1 };
+/**
+ * Adam's step is 0.1 in w rather than Carlini's 0.01: with the paper's budget
+ * of 100 iterations, 0.01 leaves the optimisation unfinished. Measured on a
+ * Fashion-MNIST MLP (100 images, 3 search rounds): in the ε = 0.05 box,
+ * accuracy under attack 0.72 with 0.01 vs 0.52 with 0.1 (BIM and
+ * 100-step PGD reach 0.51); unbounded, both fool every image but the mean
+ * L2 is 1.80 with 0.01 and 1.16 with 0.1.
+ */
+export const CW_DEFAULTS = { iterations: 100, learningRate: 0.1, kappa: 0, searchSteps: 5, initialConst: 0.1 };
 
 const BETA1 = 0.9;
 const BETA2 = 0.999;

@@ -92,7 +92,7 @@ export function register(program: Command): void {
     .option('--cw-iterations <n>', 'CW Adam iterations per search step (default 100)')
     .option('--cw-kappa <k>', 'CW confidence κ (default 0)')
     .option('--cw-search-steps <n>', 'CW binary-search steps over c (default 5)')
-    .option('--cw-lr <x>', 'CW Adam learning rate (default 0.01)')
+    .option('--cw-lr <x>', 'CW Adam learning rate in tanh space (default 0.1)')
     .option('--cw-const <c>', 'CW initial constant c (default 0.1)')
     .option('--gallery <n>', 'images shown in the report gallery', '4')
     .option('--gallery-eps <e>', 'ε of the gallery and the detailed tables (default 0.05 if in --eps, else the largest)')
