@@ -70,6 +70,13 @@ export class Emitter {
     if (node.opType === 'Constant' && node.attrs.value?.kind === 'tensor') this.recordConstant(node.outputs[0], node.attrs.value.value);
   }
 
+  /** For ops whose form the rule needs (ScatterElements/ScatterND with reduction='add' are opset 16). */
+  requireOpset(version: number, what: string): void {
+    if (this.opset < version) {
+      throw new UserError(`autodiff: ${what} needs opset ${version}, and this graph stays at opset ${this.opset} (a node in it would change meaning if raised)`);
+    }
+  }
+
   // ---------- what is known about values ----------
 
   info(v: string): ValueInfo | undefined {

@@ -137,6 +137,17 @@ describe('gradient engine', () => {
     expectAccurate(await gradCheck({ graph: tg, feeds: { x: randomTensor(rng, [3, 2, 6, 6]) }, wrt: ['x', 'bn.weight'], linearize: true, eps: 1e-2 }));
   });
 
+  test('a graph that cannot be raised to opset 16 gets a clear error where a rule needs it', () => {
+    const b = new GraphBuilder('old', { opset: 13 });
+    const x = b.input('x', [1, 1, 5, 5]);
+    const y = b.op('MaxPool', [x], { kernel_shape: attr.ints([3, 3]), strides: attr.ints([1, 1]) });
+    const bn = b.batchNorm(y);
+    const [, extra] = b.node('BatchNormalization', [bn, 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'], {}, { outputs: 2 });
+    b.output(bn, 'y');
+    b.output(extra, 'stats');
+    expect(() => buildGradientGraph({ graph: b.build(), loss: 'y', wrt: ['x'] })).toThrow(/needs opset 16, and this graph stays at opset 13/);
+  });
+
   test('bad requests are user errors', () => {
     const g = mlp();
     expect(() => buildGradientGraph({ graph: g, loss: 'logits', wrt: ['nope'] })).toThrow(/'nope' is neither an input nor an initializer/);

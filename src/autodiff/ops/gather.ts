@@ -13,6 +13,7 @@ export const gather: Record<string, GradientRule> = {
     grad: ({ node, dy: [g], e }) => {
       const [data, idx] = node.inputs;
       const axis = attrInt(node, 'axis', 0);
+      e.requireOpset(16, 'the GatherElements gradient (ScatterElements with reduction=add)');
       return [() => e.op('ScatterElements', [e.zerosLike(data), nonNegative(e, idx, data, axis), g!], { axis: attr.int(axis), reduction: attr.string('add') })];
     },
   },
@@ -22,6 +23,7 @@ export const gather: Record<string, GradientRule> = {
       const [data, idx] = node.inputs;
       return [
         () => {
+          e.requireOpset(16, 'the Gather gradient (ScatterND with reduction=add)');
           // Move the gathered axis to the front, ScatterND-add the rows, move it back.
           const r = e.rank(data);
           const a0 = attrInt(node, 'axis', 0);

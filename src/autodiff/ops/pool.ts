@@ -38,6 +38,7 @@ function poolWindow(e: Emitter, node: Node, x: string) {
 
 /** Scatter-adds flat values into a zero tensor shaped like x (indices are flat offsets into x). */
 function scatterAddFlat(e: Emitter, x: string, indices: string, values: string): string {
+  e.requireOpset(16, 'the gradient of a max pool with overlapping windows (ScatterElements with reduction=add)');
   const s = e.staticShape(x);
   const total = s ? e.ints([s.reduce((a, b) => a * b, 1)]) : e.op('ReduceProd', [e.shapeOf(x)], { keepdims: attr.int(1) });
   const zeros = e.op('ConstantOfShape', [total], { value: attr.tensor(zeroTensor(e.dataType(x))) });
