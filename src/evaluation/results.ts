@@ -44,6 +44,8 @@ export interface EvalConfig {
   /** resolved parameters of every attack (defaults filled in) */
   attackParams: Record<string, Record<string, number | string>>;
   eotSamples: number;
+  /** attack id → number of selected images it was run on (the first N), when limited */
+  attackLimits: Record<string, number>;
   /** the ε the gallery shows */
   galleryEps: number | null;
   gallerySize: number;

@@ -42,6 +42,8 @@ export interface EvalOptions {
   eotSamples?: number;
   galleryEps?: number;
   gallerySize?: number;
+  /** attack id → evaluate that attack on the first N selected images only (CW is costly) */
+  attackLimits?: Record<string, number>;
   provider?: ProviderChoice;
   threads?: number;
   progress?: boolean;
@@ -94,8 +96,15 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
   };
   const sources = [...new Set(o.settings.map((s) => s.source))];
   const targets = [...new Set(o.settings.map((s) => s.target))];
-  const crafts = plans.reduce((a, p) => a + sources.length * eps.length * (p.eot ? o.noise.length : 1), 0);
-  const progress: Progress = o.progress === false ? silentProgress : progressBar(`eval shard ${shard.index}/${shard.count}`, mine.length * crafts, 'img');
+  const attackRows = new Map<string, Set<number>>();
+  for (const [id, limit] of Object.entries(o.attackLimits ?? {})) {
+    if (!plans.some((p) => p.id === id)) throw new UserError(`--attack-limit names '${id}', which is not among --attacks (${plans.map((p) => p.id).join(', ')})`);
+    if (!(Number.isInteger(limit) && limit >= 1)) throw new UserError(`--attack-limit ${id}=${limit}: the limit must be a positive integer`);
+    attackRows.set(id, new Set(rows.slice(0, limit)));
+  }
+  const imagesFor = (p: AttackPlan) => (attackRows.has(p.id) ? mine.filter((id) => attackRows.get(p.id)!.has(id)).length : mine.length);
+  const work = plans.reduce((a, p) => a + imagesFor(p) * sources.length * eps.length * (p.eot ? o.noise.length : 1), 0);
+  const progress: Progress = o.progress === false ? silentProgress : progressBar(`eval shard ${shard.index}/${shard.count}`, work, 'img');
 
   const clean = new Map<string, CleanRecord>();
   const cleanDet = new Map<string, CleanDetectionRecord>();
@@ -160,17 +169,22 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
         if (galleryIds.has(id)) galleryImages.push({ id, label: y[i], pixels: toBase64Pixels(x, i * per, per) });
       });
 
+      const full: BatchView = { ids, x, y, goal, n, cleanOk, cleanPred };
       for (const plan of plans) {
+        // --attack-limit: this attack sees only the first N selected images (same ones in every shard).
+        const allowed = attackRows.get(plan.id);
+        const b = allowed ? restrict(full, ids.flatMap((id, i) => (allowed.has(id) ? [i] : [])), per) : full;
+        if (b.n === 0) continue;
         for (const source of sources) {
           for (const craftNoise of plan.eot ? o.noise : [null]) {
             const base = oracleFor(source);
             const oracle: GradientOracle = craftNoise ? new EotOracle(base, craftNoise, eotSamples, streamSeed(o.seed, 'eot', plan.id, source)) : base;
             for (const e of eps) {
               const tag = `${plan.id}:${source}:${e}:${noiseId(craftNoise)}`;
-              const adv = await plan.attack.run(oracle, { x, labels: goal, ids }, { eps: e, targeted, seed: streamSeed(o.seed, tag) });
-              const norms = ids.map((_, i) => perturbationNorms(adv, x, i * per, per));
+              const adv = await plan.attack.run(oracle, { x: b.x, labels: b.goal, ids: b.ids }, { eps: e, targeted, seed: streamSeed(o.seed, tag) });
+              const norms = b.ids.map((_, i) => perturbationNorms(adv, b.x, i * per, per));
               for (const spec of plan.eot ? [craftNoise] : noises) {
-                const input = noisy(adv, ids, spec, tag);
+                const input = noisy(adv, b.ids, spec, tag);
                 const judged = new Map<ModelKey, Float32Array>();
                 const judge = async (t: ModelKey) => {
                   let l = judged.get(t);
@@ -183,17 +197,17 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
                 const sc = threshold !== null ? await scores(adv, input, await judge('fs')) : null;
                 for (const setting of o.settings.filter((s) => s.source === source)) {
                   const logits = await judge(setting.target);
-                  const ok = cleanOk.get(`${setting.target}|${noiseId(spec)}`)!;
+                  const ok = b.cleanOk.get(`${setting.target}|${noiseId(spec)}`)!;
                   const key = entryKey({ attack: plan.id, setting: setting.name, eps: e, noise: noiseId(spec) });
                   const entry =
                     entries.get(key) ??
                     ({ attack: plan.id, setting: setting.name, source, target: setting.target, eps: e, noise: noiseId(spec), counts: emptyCounts(), metrics: {}, detectionAuc: null } as unknown as Entry);
-                  accumulate(entry.counts, { n, k, y, goal, targeted, ok, logits, norms, scores: sc, threshold });
+                  accumulate(entry.counts, { n: b.n, k, y: b.y, goal: b.goal, targeted, ok, logits, norms, scores: sc, threshold });
                   entries.set(key, entry);
                 }
               }
-              if (e === galleryEps) await captureGallery(galleryItems, { plan, source, e, ids, x, adv, per, galleryIds, forward, settings: o.settings, cleanPred });
-              progress.tick(n);
+              if (e === galleryEps) await captureGallery(galleryItems, { plan, source, e, ids: b.ids, x: b.x, adv, per, galleryIds, forward, settings: o.settings, cleanPred: b.cleanPred });
+              progress.tick(b.n);
             }
           }
         }
@@ -220,6 +234,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
       seed: o.seed,
       attackParams: resolvedParams(plans, o.attackParams ?? {}),
       eotSamples,
+      attackLimits: { ...(o.attackLimits ?? {}) },
       galleryEps,
       gallerySize,
       detection: threshold !== null ? { detector: 'KL(softmax f(x) ‖ softmax f(s(x + noise)))', threshold } : null,
@@ -233,12 +248,41 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
       tool: 's2s eval',
       startedAt: new Date(started).toISOString(),
       seconds,
-      imagesPerSecond: seconds > 0 ? (mine.length * crafts) / seconds : 0,
+      imagesPerSecond: seconds > 0 ? work / seconds : 0,
       batchSize,
       provider: sessionOptions.provider,
       shards: [{ index: shard.index, of: shard.count, images: mine.length, seconds }],
     },
   });
+}
+
+/** One batch, or the part of it an attack with --attack-limit sees. */
+interface BatchView {
+  ids: number[];
+  x: Float32Array;
+  y: Int32Array;
+  goal: Int32Array;
+  n: number;
+  /** per `${model}|${noise}`: clean image classified correctly */
+  cleanOk: Map<string, Uint8Array>;
+  /** per judged model: clean prediction without noise */
+  cleanPred: Map<ModelKey, Int32Array>;
+}
+
+function restrict(b: BatchView, keep: number[], per: number): BatchView {
+  if (keep.length === b.n) return b;
+  const x = new Float32Array(keep.length * per);
+  keep.forEach((i, j) => x.set(b.x.subarray(i * per, (i + 1) * per), j * per));
+  const ints = (a: Int32Array) => Int32Array.from(keep, (i) => a[i]);
+  return {
+    ids: keep.map((i) => b.ids[i]),
+    x,
+    y: ints(b.y),
+    goal: ints(b.goal),
+    n: keep.length,
+    cleanOk: new Map([...b.cleanOk].map(([k, v]) => [k, Uint8Array.from(keep, (i) => v[i])])),
+    cleanPred: new Map([...b.cleanPred].map(([k, v]) => [k, ints(v)])),
+  };
 }
 
 /** Targeted runs: one target per image, uniform over the other classes, seeded by the image. */

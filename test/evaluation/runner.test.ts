@@ -65,6 +65,20 @@ describe('the evaluation runner', () => {
     expect(() => mergeResults([parts[0], parts[0]])).toThrow(/shard 2\/3 appears in both/);
   });
 
+  it('--attack-limit runs an attack on the first N selected images, identically in shards', async () => {
+    const opts: EvalOptions = { ...base, attacks: 'fgsm,cw', noise: [], eps: [0.1], attackParams: { cw: { iterations: 5, searchSteps: 1 } }, attackLimits: { cw: 7 }, batchSize: 4 };
+    const one = await runEvaluation(opts);
+    const cwEntries = one.entries.filter((e) => e.attack === 'cw');
+    expect(cwEntries).toHaveLength(5);
+    for (const e of cwEntries) expect(e.counts.n).toBe(7);
+    for (const e of one.entries.filter((x) => x.attack === 'fgsm')) expect(e.counts.n).toBe(18);
+    expect(one.config.attackLimits).toEqual({ cw: 7 });
+    const parts = [];
+    for (const index of [0, 1]) parts.push(await runEvaluation({ ...opts, batchSize: 3, shard: { index, count: 2 } }));
+    expect(withoutRun(mergeResults(parts))).toEqual(withoutRun(one));
+    await expect(runEvaluation({ ...opts, attackLimits: { pgd: 3 } })).rejects.toThrow(/not among --attacks/);
+  });
+
   it('keeps a gallery of the first images and the detector’s clean false-positive rate', () => {
     expect(whole.gallery.images.map((g) => g.id)).toHaveLength(2);
     expect(Buffer.from(whole.gallery.images[0].pixels, 'base64')).toHaveLength(784);

@@ -37,6 +37,7 @@ interface EvalFlags {
   cwSearchSteps?: string;
   cwLr?: string;
   cwConst?: string;
+  attackLimit?: string;
   gallery: string;
   galleryEps?: string;
   provider: string;
@@ -51,6 +52,17 @@ function writeResults(out: string, results: unknown): string {
   const path = join(out, RESULTS_FILE);
   writeFileSync(path, formatJson(results));
   return path;
+}
+
+/** `cw=200,pgd+eot=500` → { cw: 200, 'pgd+eot': 500 } */
+function parseAttackLimits(v: string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z+]+)=(\d+)$/i.exec(part);
+    if (!m) throw new UserError(`--attack-limit '${part}' is not ATTACK=N (e.g. cw=200)`);
+    out[m[1].toLowerCase()] = positiveInt(m[2], '--attack-limit')!;
+  }
+  return out;
 }
 
 /** A shard's OUT folder or its results.json. */
@@ -94,6 +106,7 @@ export function register(program: Command): void {
     .option('--cw-search-steps <n>', 'CW binary-search steps over c (default 5)')
     .option('--cw-lr <x>', 'CW Adam learning rate in tanh space (default 0.1)')
     .option('--cw-const <c>', 'CW initial constant c (default 0.1)')
+    .option('--attack-limit <list>', 'run an attack on the first N selected images only, e.g. cw=200,pgd+eot=500 (CW costs ~500 gradient passes per image)')
     .option('--gallery <n>', 'images shown in the report gallery', '4')
     .option('--gallery-eps <e>', 'ε of the gallery and the detailed tables (default 0.05 if in --eps, else the largest)')
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
@@ -136,6 +149,7 @@ export function register(program: Command): void {
             initialConst: positive(o.cwConst, '--cw-const'),
           },
         },
+        attackLimits: parseAttackLimits(o.attackLimit),
         gallerySize: parseNumber(o.gallery, '--gallery', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
         galleryEps,
         provider: parseProvider(o.provider),
