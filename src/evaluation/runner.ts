@@ -10,7 +10,7 @@ import { klScores } from '../pipeline/scores';
 import { ProviderChoice } from '../runtime/providers';
 import { UserError } from '../util/errors';
 import { SCORE_EDGES, binOf, emptyHistogram, flagged } from './detection';
-import { Counts, emptyCounts, perturbationNorms, toFixed } from './metrics';
+import { Counts, deriveMetrics, emptyCounts, perturbationNorms, toFixed } from './metrics';
 import { EvalModels, ForwardSessions, loadEvalModels } from './models';
 import { AttackPlan, parseAttacks, resolvedParams } from './plan';
 import { CleanDetectionRecord, CleanRecord, Entry, EvalResults, GalleryImage, GalleryItem, RESULTS_SCHEMA, RESULTS_VERSION, entryKey, finalize } from './results';
@@ -201,7 +201,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
                   const key = entryKey({ attack: plan.id, setting: setting.name, eps: e, noise: noiseId(spec) });
                   const entry =
                     entries.get(key) ??
-                    ({ attack: plan.id, setting: setting.name, source, target: setting.target, eps: e, noise: noiseId(spec), counts: emptyCounts(), metrics: {}, detectionAuc: null } as unknown as Entry);
+                    ({ attack: plan.id, setting: setting.name, source, target: setting.target, eps: e, noise: noiseId(spec), counts: emptyCounts(), metrics: deriveMetrics(emptyCounts(), { targeted, detector: threshold !== null }), detectionAuc: null } satisfies Entry);
                   accumulate(entry.counts, { n: b.n, k, y: b.y, goal: b.goal, targeted, ok, logits, norms, scores: sc, threshold });
                   entries.set(key, entry);
                 }
