@@ -157,7 +157,7 @@ async function convStudy(sh: ConvShape): Promise<void> {
       { x, dy },
     ],
     [
-      'dW  C: one batched MatMul per kernel offset, strided Slices [chosen, ≥8 ch]',
+      'dW  C: one batched MatMul per kernel offset, strided Slices [chosen: ≥8 ch, many px]',
       graph('C', [X, DY], (b) => {
         const xp = b.op('Pad', ['x', b.ints64([0, 0, 1, 1, 0, 0, 1, 1])]);
         const d3 = b.op('Reshape', ['dy', b.ints64([n, o, p])]);
@@ -177,7 +177,7 @@ async function convStudy(sh: ConvShape): Promise<void> {
       { x, dy },
     ],
     [
-      'dW  E: depthwise-Conv im2col, batch folded into one Gemm [<8 ch, small P]',
+      'dW  E: depthwise-Conv im2col, batch folded into one Gemm [chosen: many ch, few px]',
       graph('E', [X, DY], (b) => {
         const ct = b.op('Reshape', [b.transpose(im2col(b), [1, 0, 2]), b.ints64([c * k * k, -1])]);
         const dt = b.op('Reshape', [b.transpose(b.op('Reshape', ['dy', b.ints64([n, o, p])]), [1, 0, 2]), b.ints64([o, -1])]);

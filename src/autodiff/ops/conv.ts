@@ -168,8 +168,9 @@ function zeroPad(e: Emitter, v: string, before: number[], after: number[]): stri
  * group on both sides, one batched MatMul per kernel offset (measured
  * fastest: no im2col tensor), the shifted operand a contiguous range of the
  * "wide" grid at stride 1 (correlateWide) or a strided Slice otherwise;
- * with fewer channels (depthwise, stems with 3 input channels) or symbolic
- * sizes, one im2col by a depthwise Conv and one batched MatMul.
+ * with fewer channels (depthwise, stems with 3 input channels), with many
+ * channels on few pixels (late layers), or with symbolic sizes, one im2col
+ * by a depthwise Conv and one batched MatMul or batch-folded Gemm.
  */
 export function convWeightGrad(e: Emitter, input: string, dOut: string, w: Window, outChannels: number): string {
   const xs = e.shape(input)!;
@@ -193,7 +194,11 @@ export function convWeightGrad(e: Emitter, input: string, dOut: string, w: Windo
   const dySide = og < cg && w.strides.every((s) => s === 1) && w.pads.every((p, i) => p <= reach[i % nd]);
   const inSizes = spatial(input);
   const outSizes = spatial(dOut);
-  const offsets = inSizes !== undefined && outSizes !== undefined && Math.min(cg, og) >= 8;
+  // Per-offset products are per-sample GEMMs of og × cg: worth it while they are not
+  // larger than their operands (the same cost model as correlate's batched/folded choice);
+  // late layers with few pixels and many channels fold the batch into one Gemm instead.
+  const pixels = area(dOut);
+  const offsets = inSizes !== undefined && outSizes !== undefined && Math.min(cg, og) >= 8 && og * cg <= pixels! * (og + cg);
   if (dySide) {
     const before = reach.map((r, i) => r - w.pads[i]);
     const after = reach.map((r, i) => r - w.pads[i + nd]);
