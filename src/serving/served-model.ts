@@ -82,6 +82,8 @@ export class ServedModel {
       intraOpThreads: opts.intraOpThreads,
       label: `${m.name}@${m.version}`,
       logger: opts.logger,
+      // Spinning ORT threads would take the cores that decoding and the event loop need between batches.
+      allowSpinning: false,
     });
     return new ServedModel(m, session, noise, opts.batcher, opts.observer);
   }
