@@ -55,18 +55,18 @@ export const DEFAULT_RECIPE: Recipe = {
   holdout: 5000,
   classifiers: [
     {
-      arch: 'resnet-small',
+      arch: 'vgg-small',
       set: 'fashion-mnist',
       defence: 's2snet',
-      description: 'Fashion-MNIST: ResNet-20 classifier defended by a SegNet S2SNet (the default set)',
-      settings: { epochs: 3, batchSize: 128, lr: 3e-3, weightDecay: 5e-4, seed: 1 },
+      description: 'Fashion-MNIST: VGG-style classifier defended by a SegNet S2SNet (the default set)',
+      settings: { epochs: 3, batchSize: 128, lr: 2e-3, weightDecay: 5e-4, seed: 2 },
     },
     {
-      arch: 'vgg-small',
-      set: 'fashion-mnist-vgg',
+      arch: 'resnet-small',
+      set: 'fashion-mnist-resnet',
       defence: 's2snet',
-      description: 'Fashion-MNIST: VGG-style classifier defended by its own SegNet S2SNet (same stage-1 autoencoder)',
-      settings: { epochs: 3, batchSize: 128, lr: 2e-3, weightDecay: 5e-4, seed: 2 },
+      description: 'Fashion-MNIST: ResNet-20 classifier defended by its own SegNet S2SNet (same stage-1 autoencoder)',
+      settings: { epochs: 3, batchSize: 128, lr: 3e-3, weightDecay: 5e-4, seed: 1 },
     },
     {
       arch: 'alexnet-small',

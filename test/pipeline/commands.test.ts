@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main';
 import { loadModelSet } from '../../src/models/loader';
 import { GraphBuilder } from '../../src/onnx/builder';
-import { Graph } from '../../src/onnx/graph';
 import { loadModel, saveModel } from '../../src/onnx/io';
 import { floatTensor } from '../../src/onnx/tensor';
 import { differingInitializers } from '../../src/pipeline/frozen';
@@ -35,9 +34,6 @@ async function s2s(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 const quick = ['--data', data, '--holdout', '100', '--batch', '8', '--threads', '1'];
-
-/** Initializers whose bytes equal in both graphs, by name. */
-const sameNames = (a: Graph, b: Graph) => [...a.initializers.keys()].filter((n) => b.initializers.has(n) && differingInitializers(a, b, n).length === 0);
 
 describe('s2s train (28×28 grey, committed subset)', () => {
   it('classifier: trains a few steps and writes input → logits', async () => {
