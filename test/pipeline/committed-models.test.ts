@@ -168,7 +168,7 @@ describe.each(sets)('committed model set $name', ({ name, defence }) => {
     expect(above / calib).toBeLessThanOrEqual(0.05 + 2 / calib);
     expect(above / calib).toBeGreaterThanOrEqual(0.05 - 2 / calib);
     for (const s of new Set([f, ae, viaDefence, defended])) await s?.release();
-  });
+  }, 900_000);
 });
 
 describe('the default set meets the targets of issue 4', () => {
