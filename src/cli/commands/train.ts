@@ -60,15 +60,22 @@ function numbers(v: string | undefined, flag: string): number[] | undefined {
   return xs;
 }
 
-function withCommon(c: Command, defaults: { epochs: number; batch: number; lr: number }): Command {
+/** Command defaults are the committed recipe's settings for that stage. */
+const RECIPE_DEFAULTS = {
+  classifier: { arch: DEFAULT_RECIPE.classifiers[0].arch, ...DEFAULT_RECIPE.classifiers[0].settings },
+  autoencoder: { arch: DEFAULT_RECIPE.autoencoder.arch, ...DEFAULT_RECIPE.autoencoder.settings },
+  s2snet: DEFAULT_RECIPE.s2snet.settings,
+};
+
+function withCommon(c: Command, defaults: { epochs: number; batchSize: number; lr: number; weightDecay?: number }): Command {
   return c
     .option('--data <dir>', 'training data: a folder with the Fashion-MNIST IDX files (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist) or an image folder')
     .option('--holdout <n>', 'images at the end of the training data kept out of training (validation; the detection threshold is calibrated there) [default: min(5000, 10%)]')
     .option('--epochs <n>', 'passes over the training data', String(defaults.epochs))
     .option('--steps <n>', 'stop after this many updates instead of --epochs')
-    .option('--batch <n>', 'images per update', String(defaults.batch))
+    .option('--batch <n>', 'images per update', String(defaults.batchSize))
     .option('--lr <x>', 'peak learning rate (cosine schedule, 5% linear warm-up)', String(defaults.lr))
-    .option('--weight-decay <x>', 'decoupled weight decay (AdamW) or L2 (SGD)')
+    .option('--weight-decay <x>', 'decoupled weight decay (AdamW) or L2 (SGD)', defaults.weightDecay === undefined ? undefined : String(defaults.weightDecay))
     .addOption(new Option('--optimizer <kind>', 'update rule').choices(['adamw', 'sgd']).default('adamw'))
     .option('--seed <n>', 'seed of weight initialisation and shuffling', '1')
     .option('--checkpoint-dir <dir>', 'keep a checkpoint here (every quarter epoch) so the run can be resumed')
@@ -119,7 +126,7 @@ async function startingModel(o: { arch?: string; model?: string; size?: string; 
     if (o.arch) throw new UserError('give either --arch or --model, not both');
     return loadModel(o.model);
   }
-  const name = o.arch ?? (kind === 'classifier' ? 'resnet-small' : 'segnet-small');
+  const name = o.arch ?? RECIPE_DEFAULTS[kind].arch;
   const a = getArchitecture(name);
   if (a.kind !== kind) throw new UserError(`--arch ${name} is an ${a.kind}; use one of ${architectureNames(kind).join(', ')}`);
   const size = int(o.size, '--size', 1);
@@ -155,16 +162,16 @@ export function register(program: Command): void {
     train
       .command('classifier')
       .description('train a classifier with cross-entropy on labelled images')
-      .option('--arch <name>', `architecture to build (${architectureNames('classifier').join(', ')}) [default: resnet-small]`)
+      .option('--arch <name>', `architecture to build (${architectureNames('classifier').join(', ')}) [default: ${RECIPE_DEFAULTS.classifier.arch}]`)
       .option('--model <file>', 'start from this ONNX classifier instead (input [N,C,H,W], logits [N,K])')
       .option('--size <n>', "image side for --arch (default: the architecture's)")
       .option('--channels <n>', "image channels for --arch (default: the architecture's)"),
-    { epochs: 4, batch: 128, lr: 3e-3 },
+    RECIPE_DEFAULTS.classifier,
   ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string }) => {
     let data: Awaited<ReturnType<typeof trainingData>> | undefined;
     const model = await startingModel(o, 'classifier', async () => {
       // The class count comes from the data; opening it needs the geometry of the architecture.
-      const a = getArchitecture(o.arch ?? 'resnet-small');
+      const a = getArchitecture(o.arch ?? RECIPE_DEFAULTS.classifier.arch);
       const size = int(o.size, '--size', 1);
       const geo = { channels: (int(o.channels, '--channels', 1) ?? a.defaults.channels) as 1 | 3, height: size ?? a.defaults.height, width: size ?? a.defaults.width };
       data = await trainingData(o, true, geo);
@@ -179,11 +186,11 @@ export function register(program: Command): void {
     train
       .command('autoencoder')
       .description('stage 1: train an autoencoder to reconstruct its input (unsupervised, MSE); labels are ignored')
-      .option('--arch <name>', `architecture to build (${architectureNames('autoencoder').join(', ')}) [default: segnet-small]`)
+      .option('--arch <name>', `architecture to build (${architectureNames('autoencoder').join(', ')}) [default: ${RECIPE_DEFAULTS.autoencoder.arch}]`)
       .option('--model <file>', 'start from this ONNX autoencoder instead (input [N,C,H,W], reconstruction [N,C,H,W])')
       .option('--size <n>', "image side for --arch (default: the architecture's)")
       .option('--channels <n>', "image channels for --arch (default: the architecture's)"),
-    { epochs: 2, batch: 128, lr: 3e-3 },
+    RECIPE_DEFAULTS.autoencoder,
   ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string }) => {
     const model = await startingModel(o, 'autoencoder');
     const data = await trainingData(o, false, geometryOf(model, 'autoencoder'));
@@ -201,7 +208,7 @@ export function register(program: Command): void {
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')
       .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)'),
-    { epochs: 1, batch: 128, lr: 1e-3 },
+    RECIPE_DEFAULTS.s2snet,
   ).action(async (o: CommonOpts & { classifier: string; autoencoder: string; loss: S2SLoss; mean: string; std: string; defended?: string }) => {
     const classifier = loadModel(o.classifier);
     const autoencoder = loadModel(o.autoencoder);
