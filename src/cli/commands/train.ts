@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { architectureNames, getArchitecture } from '../../architectures/architectures';
 import { Graph } from '../../onnx/graph';
@@ -11,6 +12,7 @@ import { Normalisation, canonicalClassifier, composeDefended, imageGeometry } fr
 import { DataSource, Geometry, openData } from '../../pipeline/data';
 import { DEFAULT_RECIPE, buildDefaultSets, stageIds } from '../../pipeline/default-set';
 import { StageResult, StageSettings } from '../../pipeline/run-stage';
+import { runStagesInParallel } from '../../pipeline/parallel';
 import { holdoutSplit } from '../../pipeline/splits';
 import { trainAutoencoder } from '../../pipeline/train-autoencoder';
 import { trainClassifier } from '../../pipeline/train-classifier';
@@ -290,23 +292,47 @@ export function register(program: Command): void {
     .option('--work <dir>', 'checkpoints and finished stage graphs (tmp/ is git-ignored)', join('tmp', 'train-default'))
     .option('--data <dir>', 'folder with the Fashion-MNIST IDX files (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
     .option('--resume', 'continue an interrupted run from the checkpoints and finished stages in --work')
-    .option('--only <stages>', `run only these stages, comma-separated (${stageIds(DEFAULT_RECIPE).join(', ')}); the stages they build on must be finished in --work — independent stages can run in parallel processes`)
+    .option('--only <stages>', `run only these stages, comma-separated (${stageIds(DEFAULT_RECIPE).join(', ')}); the stages they build on must be finished in --work`)
+    .option('--jobs <n>', 'training stages run side by side in child processes, each as soon as the stages it needs are done (1 = one after another in this process)', String(availableParallelism()))
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'cpu')
-    .option('--threads <n>', 'threads per operator (0 = all cores)', '0')
+    .option('--threads <n>', 'threads per operator (0 = all cores) [default: cores / jobs for training stages, all cores for evaluation]')
     .option('--smoke <steps>', 'plumbing check: every stage only this many steps, evaluations on 200 images (the result is not a usable model)')
-    .action(async (o: { out: string; work: string; data?: string; resume?: boolean; only?: string; provider: string; threads: string; smoke?: string }) => {
+    .action(async (o: { out: string; work: string; data?: string; resume?: boolean; only?: string; jobs: string; provider: string; threads?: string; smoke?: string }) => {
       const steps = int(o.smoke, '--smoke', 1);
-      const r = await buildDefaultSets({
+      const jobs = int(o.jobs, '--jobs', 1)!;
+      const only = o.only?.split(',').map((x) => x.trim()).filter(Boolean) ?? stageIds(DEFAULT_RECIPE);
+      const common = {
         out: o.out,
         work: o.work,
         data: o.data,
-        resume: o.resume,
-        only: o.only?.split(',').map((x) => x.trim()).filter(Boolean),
         provider: parseProvider(o.provider),
-        intraOpThreads: int(o.threads, '--threads')!,
         recipe: DEFAULT_RECIPE,
         smoke: steps ? { steps, images: 200 } : undefined,
+      };
+      const training = only.filter((s) => s !== 'sets');
+      if (jobs === 1 || training.length <= 1) {
+        const r = await buildDefaultSets({ ...common, resume: o.resume, only, intraOpThreads: int(o.threads, '--threads') ?? 0 });
+        process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        return;
+      }
+      const t0 = performance.now();
+      const log = (l: string) => process.stderr.write(l + '\n');
+      const threads = int(o.threads, '--threads') ?? Math.max(1, Math.floor(availableParallelism() / jobs));
+      const records = await runStagesInParallel({
+        stages: training,
+        jobs,
+        log,
+        argsFor: (stage) => [
+          'train', 'default', '--only', stage, '--jobs', '1', '--out', o.out, '--work', o.work, '--provider', o.provider, '--threads', String(threads),
+          ...(o.data ? ['--data', o.data] : []),
+          ...(o.resume ? ['--resume'] : []),
+          ...(o.smoke ? ['--smoke', o.smoke] : []),
+        ],
       });
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      // The sets are assembled from the stage graphs just written, with every core.
+      const sets = only.includes('sets') ? await buildDefaultSets({ ...common, resume: true, only: ['sets'], intraOpThreads: int(o.threads, '--threads') ?? 0, log }) : undefined;
+      const seconds = (performance.now() - t0) / 1000;
+      log(`all done in ${(seconds / 60).toFixed(1)} min`);
+      process.stdout.write(JSON.stringify({ seconds, stages: records, sets: sets?.sets ?? [] }, null, 2) + '\n');
     });
 }
