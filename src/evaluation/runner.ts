@@ -121,10 +121,11 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
     ids.forEach((id, i) => addNoise(x, i * per, per, spec, streamRng(o.seed, 'eval-noise', noiseId(spec), purpose, id), out, i * per));
     return out;
   };
-  const scores = async (x: Float32Array, input: Float32Array, fsLogits?: Float32Array) => {
-    const fx = (await forward.run('f', x)).logits;
+  /** KL(f(x) ‖ f(s(input))); `fx` passed in when f(x) is already known (it does not depend on the noise draw) */
+  const scores = async (x: Float32Array, input: Float32Array, fsLogits?: Float32Array, fx?: Float32Array) => {
+    const fxl = fx ?? (await forward.run('f', x)).logits;
     const fsx = fsLogits ?? (await forward.run('fs', input)).logits;
-    return klScores(fx, fsx, k);
+    return klScores(fxl, fsx, k);
   };
 
   try {
@@ -183,6 +184,8 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
               const tag = `${plan.id}:${source}:${e}:${noiseId(craftNoise)}`;
               const adv = await plan.attack.run(oracle, { x: b.x, labels: b.goal, ids: b.ids }, { eps: e, targeted, seed: streamSeed(o.seed, tag) });
               const norms = b.ids.map((_, i) => perturbationNorms(adv, b.x, i * per, per));
+              // f(adv) without noise: the detector's reference for every noise spec
+              const fAdv = threshold !== null ? (await forward.run('f', adv)).logits : null;
               for (const spec of plan.eot ? [craftNoise] : noises) {
                 const input = noisy(adv, b.ids, spec, tag);
                 const judged = new Map<ModelKey, Float32Array>();
@@ -194,7 +197,8 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
                   }
                   return l;
                 };
-                const sc = threshold !== null ? await scores(adv, input, await judge('fs')) : null;
+                if (!spec && fAdv) judged.set('f', fAdv);
+                const sc = threshold !== null ? await scores(adv, input, await judge('fs'), fAdv ?? undefined) : null;
                 for (const setting of o.settings.filter((s) => s.source === source)) {
                   const logits = await judge(setting.target);
                   const ok = b.cleanOk.get(`${setting.target}|${noiseId(spec)}`)!;
