@@ -44,7 +44,7 @@ export interface EvalConfig {
   /** resolved parameters of every attack (defaults filled in) */
   attackParams: Record<string, Record<string, number | string>>;
   eotSamples: number;
-  /** attack id → number of selected images it was run on (the first N), when limited */
+  /** attack id → number of selected images it was run on (N evenly spread over the selection, selection.ts), when limited */
   attackLimits: Record<string, number>;
   /** the ε the gallery shows */
   galleryEps: number | null;

@@ -14,7 +14,7 @@ import { Counts, deriveMetrics, emptyCounts, perturbationNorms, toFixed } from '
 import { EvalModels, ForwardSessions, loadEvalModels } from './models';
 import { AttackPlan, parseAttacks, resolvedParams } from './plan';
 import { CleanDetectionRecord, CleanRecord, Entry, EvalResults, GalleryImage, GalleryItem, RESULTS_SCHEMA, RESULTS_VERSION, entryKey, finalize } from './results';
-import { Shard, WHOLE, selectRows, shardSlice } from './selection';
+import { Shard, WHOLE, selectRows, shardSlice, spreadSubset } from './selection';
 import { ModelKey, Setting, modelsNeeded } from './settings';
 
 /**
@@ -42,7 +42,7 @@ export interface EvalOptions {
   eotSamples?: number;
   galleryEps?: number;
   gallerySize?: number;
-  /** attack id → evaluate that attack on the first N selected images only (CW is costly) */
+  /** attack id → evaluate that attack on N of the selected images only, evenly spread (CW is costly) */
   attackLimits?: Record<string, number>;
   provider?: ProviderChoice;
   threads?: number;
@@ -100,7 +100,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
   for (const [id, limit] of Object.entries(o.attackLimits ?? {})) {
     if (!plans.some((p) => p.id === id)) throw new UserError(`--attack-limit names '${id}', which is not among --attacks (${plans.map((p) => p.id).join(', ')})`);
     if (!(Number.isInteger(limit) && limit >= 1)) throw new UserError(`--attack-limit ${id}=${limit}: the limit must be a positive integer`);
-    attackRows.set(id, new Set(rows.slice(0, limit)));
+    attackRows.set(id, new Set(spreadSubset(rows, limit)));
   }
   const imagesFor = (p: AttackPlan) => (attackRows.has(p.id) ? mine.filter((id) => attackRows.get(p.id)!.has(id)).length : mine.length);
   const work = plans.reduce((a, p) => a + imagesFor(p) * sources.length * eps.length * (p.eot ? o.noise.length : 1), 0);
@@ -172,7 +172,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
 
       const full: BatchView = { ids, x, y, goal, n, cleanOk, cleanPred };
       for (const plan of plans) {
-        // --attack-limit: this attack sees only the first N selected images (same ones in every shard).
+        // --attack-limit: this attack sees only its N evenly spread images (same ones in every shard split).
         const allowed = attackRows.get(plan.id);
         const b = allowed ? restrict(full, ids.flatMap((id, i) => (allowed.has(id) ? [i] : [])), per) : full;
         if (b.n === 0) continue;

@@ -40,3 +40,15 @@ export function shardSlice<T>(rows: readonly T[], shard: Shard): T[] {
   const end = Math.floor(((shard.index + 1) * rows.length) / shard.count);
   return rows.slice(start, end);
 }
+
+/**
+ * The rows an attack with `--attack-limit N` runs on: N of the selection at
+ * evenly spaced positions. Spread rather than the first N, so every
+ * contiguous shard gets its share of a costly attack (the first N would all
+ * land in shard 0 and keep the other shards idle); the same rows whatever
+ * the shard split, and still a random sample since the selection is one.
+ */
+export function spreadSubset<T>(rows: readonly T[], limit: number): T[] {
+  if (limit >= rows.length) return [...rows];
+  return Array.from({ length: limit }, (_, i) => rows[Math.floor((i * rows.length) / limit)]);
+}

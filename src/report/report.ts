@@ -92,7 +92,7 @@ async function evaluationSections(r: EvalResults): Promise<string> {
   out.push(`<p class="meta">Data: ${esc(r.data.source)}; ${r.data.limit === null ? 'every image' : `a fixed subset of ${r.data.selected} drawn with seed ${c.seed}`}; evaluated: ${coverage}.
 Attacks ${c.attacks.map((a) => `<code>${esc(a)}</code>`).join(', ')}, ${c.targeted ? 'targeted (one random target per image)' : 'untargeted'}; ε ∈ {${c.eps.join(', ')}} (normalised L∞); noise layers: ${c.noise.map(esc).join(', ')}.
 Parameters: <code>${esc(JSON.stringify(c.attackParams))}</code>${c.attacks.some((a) => a.endsWith('+eot')) ? `; EOT over ${c.eotSamples} noise draws` : ''}.
-${Object.keys(c.attackLimits ?? {}).length ? `Run on fewer images (the first of the selection): ${Object.entries(c.attackLimits).map(([a, n]) => `${esc(a)} ${n}`).join(', ')}; each entry's n says how many.` : ''}
+${Object.keys(c.attackLimits ?? {}).length ? `Run on fewer images (evenly spread over the selection): ${Object.entries(c.attackLimits).map(([a, n]) => `${esc(a)} ${n}`).join(', ')}; each entry's n says how many.` : ''}
 Every adversarial image is clipped to [0, 1] and rounded to the 8-bit grid inside the ε-ball before it is evaluated.
 Model files (sha256): ${Object.entries(r.modelSet.files).map(([k, v]) => `${esc(k)} <code>${esc(v.slice(0, 12))}…</code>`).join(', ')}.
 Run: ${esc(r.run.startedAt)}, ${r.run.seconds.toFixed(0)} s over ${r.run.shards.length} shard(s).</p>`);

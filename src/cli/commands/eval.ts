@@ -106,7 +106,7 @@ export function register(program: Command): void {
     .option('--cw-search-steps <n>', 'CW binary-search steps over c (default 5)')
     .option('--cw-lr <x>', 'CW Adam learning rate in tanh space (default 0.1)')
     .option('--cw-const <c>', 'CW initial constant c (default 0.1)')
-    .option('--attack-limit <list>', 'run an attack on the first N selected images only, e.g. cw=200,pgd+eot=500 (CW costs ~500 gradient passes per image)')
+    .option('--attack-limit <list>', 'run an attack on N of the selected images only (evenly spread, so shards share the cost), e.g. cw=200,pgd+eot=500 (CW costs ~500 gradient passes per image)')
     .option('--gallery <n>', 'images shown in the report gallery', '4')
     .option('--gallery-eps <e>', 'ε of the gallery and the detailed tables (default 0.05 if in --eps, else the largest)')
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
