@@ -2,13 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { FASHION_SMALL, writeEvalSet } from '../evaluation/model-set';
+import { openInChromium } from './browser';
 
 const root = join(__dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 function s2s(...args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd: root });
@@ -57,41 +55,18 @@ describe('report.html', () => {
   });
 
   it('renders in Chromium: every chart drawn, every image loaded, no console errors', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium; .ci/run does)`);
-    const profile = mkdtempSync(join(tmpdir(), 's2s-chromium-'));
-    const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-      page.on('pageerror', (e) => errors.push(String(e)));
-      page.on('requestfailed', (r) => errors.push(`request failed: ${r.url()}`));
-      await page.goto(`file://${join(out, 'report.html')}`, { waitUntil: 'load' });
-
-      const charts = await page.$$eval('figure.chart', (figs) =>
-        figs.map((f) => {
-          const svg = f.querySelector('svg');
-          const box = svg?.getBoundingClientRect();
-          return { name: f.getAttribute('data-chart'), width: box?.width ?? 0, height: box?.height ?? 0, marks: svg ? svg.querySelectorAll('.mark-line path, .mark-symbol path, .mark-rect path, .mark-text text').length : 0 };
-        }),
-      );
-      // accuracy without noise and with gaussian:0.05, the ROC, the transfer heat-map
-      expect(charts.map((c) => c.name)).toEqual(['accuracy-none', 'accuracy-gaussian:0.05', 'roc', 'transfer']);
-      for (const c of charts) {
-        expect(c.width).toBeGreaterThan(100);
-        expect(c.height).toBeGreaterThan(100);
-        expect(c.marks).toBeGreaterThan(3);
-      }
-
-      const images = await page.$$eval('img', (imgs) => imgs.map((i) => ({ alt: i.alt, ok: i.complete && i.naturalWidth > 0 })));
-      // gallery: 2 images × 4 attacks, each a clean image and per setting adversarial + perturbation (+ reconstruction); maps: 2 × 6
-      expect(images.length).toBeGreaterThan(2 * 4 * 5 * 2);
-      expect(images.filter((i) => !i.ok)).toEqual([]);
-      expect(errors).toEqual([]);
-    } finally {
-      await browser.close();
-      rmSync(profile, { recursive: true, force: true });
+    const { charts, images, errors } = await openInChromium(join(out, 'report.html'));
+    // accuracy without noise and with gaussian:0.05, the ROC, the transfer heat-map
+    expect(charts.map((c) => c.name)).toEqual(['accuracy-none', 'accuracy-gaussian:0.05', 'roc', 'transfer']);
+    for (const c of charts) {
+      expect(c.width).toBeGreaterThan(100);
+      expect(c.height).toBeGreaterThan(100);
+      expect(c.marks).toBeGreaterThan(3);
     }
+    // gallery: 2 images × 4 attacks, each a clean image and per setting adversarial + perturbation (+ reconstruction); maps: 2 × 6
+    expect(images.length).toBeGreaterThan(2 * 4 * 5 * 2);
+    expect(images.filter((i) => !i.ok)).toEqual([]);
+    expect(errors).toEqual([]);
   });
 
   it('eval merge of two CLI shards reproduces the unsharded results.json', () => {

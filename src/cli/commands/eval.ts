@@ -9,6 +9,7 @@ import { formatJson, mergeResults, readResults } from '../../evaluation/results'
 import { runEvaluation } from '../../evaluation/runner';
 import { parseShard } from '../../evaluation/selection';
 import { SETTING_NAMES, parseSettings } from '../../evaluation/settings';
+import { summaryMarkdown } from '../../report/summary';
 import { RESULTS_FILE, writeReport } from '../../report/report';
 import { parseProvider } from '../../runtime/providers';
 import { UserError } from '../../util/errors';
@@ -173,6 +174,16 @@ export function register(program: Command): void {
       const path = writeResults(o.out, merged);
       process.stderr.write(`wrote ${path} (${merged.coverage.evaluated} of ${merged.data.selected} images${merged.coverage.complete ? '' : ', INCOMPLETE'})\n`);
       if (o.report) process.stderr.write(`wrote ${await writeReport(o.out)}\n`);
+    });
+
+  cmd
+    .command('summary')
+    .description('print the main tables of DIR/results.json as Markdown (for READMEs)')
+    .argument('<dir>', 'an eval output folder, or its results.json')
+    .option('--eps <e>', 'ε of the noise and detection tables (default: the gallery ε)')
+    .action((dir: string, o: { eps?: string }) => {
+      const eps = o.eps === undefined ? undefined : positive(o.eps, '--eps');
+      process.stdout.write(summaryMarkdown(readResults(resultsPath(dir)), { eps }));
     });
 
   cmd
