@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../util/errors';
 import { SCORE_EDGES, rocFromHistograms } from './detection';
 import { Counts, Metrics, addCounts, deriveMetrics, emptyCounts } from './metrics';
-import { ModelKey, SettingName } from './settings';
+import { ModelKey, SettingName, Source } from './settings';
 
 /**
  * OUT/results.json of `s2s eval` (docs/results-schema.md describes every
@@ -72,7 +72,7 @@ export interface CleanDetectionRecord {
 export interface Entry {
   attack: string;
   setting: SettingName;
-  source: ModelKey;
+  source: Source;
   target: ModelKey;
   eps: number;
   noise: string;

@@ -1,5 +1,6 @@
 import { AttackParams } from '../attacks/registry';
 import { EotOracle } from '../attacks/eot';
+import { JointOracle } from '../attacks/joint';
 import { NoiseSpec, addNoise, noiseId } from '../attacks/noise';
 import { GradientOracle, OnnxGradientOracle } from '../attacks/oracle';
 import { argmax } from '../attacks/objective';
@@ -15,7 +16,7 @@ import { EvalModels, ForwardSessions, loadEvalModels } from './models';
 import { AttackPlan, parseAttacks, resolvedParams } from './plan';
 import { CleanDetectionRecord, CleanRecord, Entry, EvalResults, GalleryImage, GalleryItem, RESULTS_SCHEMA, RESULTS_VERSION, entryKey, finalize } from './results';
 import { Shard, WHOLE, selectRows, shardSlice, spreadSubset } from './selection';
-import { ModelKey, Setting, modelsNeeded } from './settings';
+import { ModelKey, Setting, Source, modelsNeeded } from './settings';
 
 /**
  * `s2s eval`: every attack × setting × ε × noise on one shard of the
@@ -86,7 +87,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
   const sessionOptions = { provider: o.provider ?? 'auto', intraOpThreads: o.threads ?? 0 };
   const forward = new ForwardSessions(models, sessionOptions);
   const oracles = new Map<ModelKey, OnnxGradientOracle>();
-  const oracleFor = (key: ModelKey) => {
+  const modelOracle = (key: ModelKey) => {
     let or = oracles.get(key);
     if (!or) {
       or = OnnxGradientOracle.fromForward(key, models.graphs[key]!, sessionOptions);
@@ -94,6 +95,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
     }
     return or;
   };
+  const oracleFor = (source: Source): GradientOracle => (source === 'f+fs' ? new JointOracle(modelOracle('fs'), modelOracle('f')) : modelOracle(source));
   const sources = [...new Set(o.settings.map((s) => s.source))];
   const targets = [...new Set(o.settings.map((s) => s.target))];
   const attackRows = new Map<string, Set<number>>();
@@ -338,7 +340,7 @@ async function captureGallery(
   items: GalleryItem[],
   a: {
     plan: AttackPlan;
-    source: ModelKey;
+    source: Source;
     e: number;
     ids: readonly number[];
     x: Float32Array;

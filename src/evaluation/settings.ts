@@ -15,12 +15,20 @@ import { UserError } from '../util/errors';
  */
 export type ModelKey = 'f' | 'fs' | 'fae';
 
-export type SettingName = 'undefended' | 'whitebox' | 'whitebox-prime' | 'graybox' | 'autoencoder';
+/** Where an attack's gradients come from: one model, or f and f ∘ s together (the detector-aware attack, attacks/joint.ts). */
+export type Source = ModelKey | 'f+fs';
+
+/** The models a gradient source differentiates. */
+export function sourceModels(source: Source): ModelKey[] {
+  return source === 'f+fs' ? ['f', 'fs'] : [source];
+}
+
+export type SettingName = 'undefended' | 'whitebox' | 'whitebox-prime' | 'graybox' | 'autoencoder' | 'detector-aware';
 
 export interface Setting {
   name: SettingName;
   /** whose gradients the attack reads */
-  source: ModelKey;
+  source: Source;
   /** which model the adversarial image is evaluated on */
   target: ModelKey;
   description: string;
@@ -32,9 +40,14 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'whitebox-prime', source: 'f', target: 'fs', description: "gradients of f alone (reparametrisation, BPDA-like), evaluated on f ∘ s" },
   { name: 'graybox', source: 'fs', target: 'f', description: 'gradients of f ∘ s, evaluated on f (defence by removal)' },
   { name: 'autoencoder', source: 'fae', target: 'fae', description: 'gradients of f ∘ AE, evaluated on f ∘ AE (plain-AE baseline)' },
+  // Not one of the paper's settings: the adaptive attack a detector invites (attacks/joint.ts).
+  { name: 'detector-aware', source: 'f+fs', target: 'fs', description: 'gradients of L(f) + L(f ∘ s): fools f ∘ s and f together, so the KL detector sees agreement; evaluated on f ∘ s' },
 ];
 
 export const SETTING_NAMES: readonly SettingName[] = SETTINGS.map((s) => s.name);
+
+/** The paper's five settings: the default of `s2s eval`. */
+export const PAPER_SETTINGS: readonly SettingName[] = ['undefended', 'whitebox', 'whitebox-prime', 'graybox', 'autoencoder'];
 
 export const MODEL_DESCRIPTIONS: Record<ModelKey, string> = { f: 'f', fs: 'f ∘ s', fae: 'f ∘ AE' };
 
@@ -56,7 +69,7 @@ export function parseSettings(list: string): Setting[] {
 export function modelsNeeded(settings: readonly Setting[]): Set<ModelKey> {
   const m = new Set<ModelKey>();
   for (const s of settings) {
-    m.add(s.source);
+    for (const k of sourceModels(s.source)) m.add(k);
     m.add(s.target);
   }
   return m;

@@ -49,6 +49,17 @@ describe('the evaluation runner', () => {
     expect(wbp.counts.scoreHistogram).toEqual(und.counts.scoreHistogram);
   });
 
+  it('the detector-aware setting attacks f and f ∘ s together, judged on f ∘ s', async () => {
+    const r = await runEvaluation({ ...base, attacks: 'bim', settings: parseSettings('whitebox,detector-aware'), noise: [], eps: [0.1], batchSize: 9 });
+    const wb = r.entries.find((e) => e.setting === 'whitebox')!;
+    const da = r.entries.find((e) => e.setting === 'detector-aware')!;
+    expect(da).toMatchObject({ source: 'f+fs', target: 'fs' });
+    expect(da.counts.n).toBe(18);
+    // Its adversarial images differ from white-box's (other gradients); how
+    // well it slips past the detector is measured on the real models (reports/).
+    expect(da.counts.linfSum === wb.counts.linfSum && da.counts.l2Sum === wb.counts.l2Sum).toBe(false);
+  });
+
   it('does not depend on the batch size', async () => {
     const other = await runEvaluation({ ...base, batchSize: 5 });
     expect(withoutRun(other)).toEqual(withoutRun(whole));

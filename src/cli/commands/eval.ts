@@ -8,7 +8,7 @@ import { DEFAULT_EPS, nonNegative, parseEpsList, parseNumber, positive, positive
 import { formatJson, mergeResults, readResults } from '../../evaluation/results';
 import { runEvaluation } from '../../evaluation/runner';
 import { parseShard } from '../../evaluation/selection';
-import { SETTING_NAMES, parseSettings } from '../../evaluation/settings';
+import { PAPER_SETTINGS, SETTING_NAMES, parseSettings } from '../../evaluation/settings';
 import { summaryMarkdown } from '../../report/summary';
 import { RESULTS_FILE, writeReport } from '../../report/report';
 import { parseProvider } from '../../runtime/providers';
@@ -87,7 +87,7 @@ export function register(program: Command): void {
     .option('--models <dir>', 'model set folder (models/<set> with manifest.json); required')
     .option('--data <dir>', 'test data: a Fashion-MNIST IDX folder or an image folder (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
     .option('--attacks <list>', `comma-separated: ${ATTACK_NAMES.join(', ')}, each optionally +eot (gradient averaged over noise draws)`, 'fgsm,bim,cw,pgd')
-    .option('--settings <list>', `comma-separated: ${SETTING_NAMES.join(', ')}`, SETTING_NAMES.join(','))
+    .option('--settings <list>', `comma-separated: ${SETTING_NAMES.join(', ')} (detector-aware: fools f and f ∘ s together to slip past the detector; not one of the paper's)`, PAPER_SETTINGS.join(','))
     .option('--eps <list>', 'L∞ radii, pixels in [0, 1]', DEFAULT_EPS)
     .option('--noise <list>', 'noise layers to evaluate besides none, KIND:SIGMA (gaussian, uniform, sign), e.g. gaussian:0.05,sign:0.05')
     .option('--limit <n>', 'evaluate a fixed subset of n images drawn with --seed (default: all)')
