@@ -124,6 +124,11 @@ export interface EvalResults {
   run: { tool: string; startedAt: string; seconds: number; imagesPerSecond: number; batchSize: number; provider: string; shards: ShardRun[] };
 }
 
+/** The entry of one attack × setting × ε × noise, if the document has it. */
+export function findEntry(r: EvalResults, key: { attack: string; setting: string; eps: number; noise: string }): Entry | undefined {
+  return r.entries.find((e) => e.attack === key.attack && e.setting === key.setting && e.eps === key.eps && e.noise === key.noise);
+}
+
 export function entryKey(e: { attack: string; setting: string; eps: number; noise: string }): string {
   return `${e.attack}|${e.setting}|${e.eps}|${e.noise}`;
 }

@@ -123,12 +123,8 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
     ids.forEach((id, i) => addNoise(x, i * per, per, spec, streamRng(o.seed, 'eval-noise', noiseId(spec), purpose, id), out, i * per));
     return out;
   };
-  /** KL(f(x) ‖ f(s(input))); `fx` passed in when f(x) is already known (it does not depend on the noise draw) */
-  const scores = async (x: Float32Array, input: Float32Array, fsLogits?: Float32Array, fx?: Float32Array) => {
-    const fxl = fx ?? (await forward.run('f', x)).logits;
-    const fsx = fsLogits ?? (await forward.run('fs', input)).logits;
-    return klScores(fxl, fsx, k);
-  };
+  /** KL(f(x) ‖ f(s(input))) from f(x)'s logits, which do not depend on the noise draw in `input`: callers compute them once */
+  const scores = async (fx: Float32Array, input: Float32Array, fsLogits?: Float32Array) => klScores(fx, fsLogits ?? (await forward.run('fs', input)).logits, k);
 
   try {
     for (let start = 0; start < mine.length; start += batchSize) {
@@ -157,8 +153,9 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
         }
       }
       if (threshold !== null) {
+        const fx = (await forward.run('f', x)).logits;
         for (const spec of noises) {
-          const s = await scores(x, noisy(x, ids, spec, 'clean:detector'));
+          const s = await scores(fx, noisy(x, ids, spec, 'clean:detector'));
           const rec = cleanDet.get(noiseId(spec)) ?? { noise: noiseId(spec), n: 0, flagged: 0, falsePositiveRate: null, scoreHistogram: emptyHistogram() };
           rec.n += n;
           s.forEach((v) => {
@@ -200,7 +197,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalResults> {
                   return l;
                 };
                 if (!spec && fAdv) judged.set('f', fAdv);
-                const sc = threshold !== null ? await scores(adv, input, await judge('fs'), fAdv ?? undefined) : null;
+                const sc = fAdv ? await scores(fAdv, input, await judge('fs')) : null;
                 for (const setting of o.settings.filter((s) => s.source === source)) {
                   const logits = await judge(setting.target);
                   const ok = b.cleanOk.get(`${setting.target}|${noiseId(spec)}`)!;

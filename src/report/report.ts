@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GRADIENT_MODELS, GRADIENT_MODEL_NAMES, GradientResults, GRADIENTS_SCHEMA, GradientModel } from '../evaluation/gradients';
-import { Entry, EvalResults, readResults } from '../evaluation/results';
+import { Entry, EvalResults, findEntry, readResults } from '../evaluation/results';
 import { SETTINGS } from '../evaluation/settings';
 import { TRANSFER_SCHEMA, TransferResults } from '../evaluation/transfer';
 import { UserError } from '../util/errors';
@@ -150,7 +150,7 @@ function mainTable(r: EvalResults, noise: string): string {
   const rows: string[][] = [];
   for (const attack of r.config.attacks) {
     for (const setting of r.config.settings) {
-      const es = r.config.eps.map((eps) => r.entries.find((e) => e.attack === attack && e.setting === setting && e.noise === noise && e.eps === eps));
+      const es = r.config.eps.map((eps) => findEntry(r, { attack, setting, eps, noise }));
       if (es.every((e) => !e)) continue;
       const first = es.find(Boolean) as Entry;
       rows.push([esc(attack), esc(setting), pct(first.metrics.cleanAccuracy), ...es.map((e) => (e ? `${pct(e.metrics.adversarialAccuracy)} <small>(${num(e.metrics.relativeAccuracy, 2)})</small>` : '–'))]);

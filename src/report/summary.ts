@@ -1,4 +1,4 @@
-import { Entry, EvalResults } from '../evaluation/results';
+import { EvalResults, findEntry } from '../evaluation/results';
 
 /**
  * A results.json as Markdown tables, for READMEs and pull requests: the
@@ -8,9 +8,7 @@ import { Entry, EvalResults } from '../evaluation/results';
  */
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)} %`);
 
-function find(r: EvalResults, attack: string, setting: string, eps: number, noise: string): Entry | undefined {
-  return r.entries.find((e) => e.attack === attack && e.setting === setting && e.eps === eps && e.noise === noise);
-}
+const find = (r: EvalResults, attack: string, setting: string, eps: number, noise: string) => findEntry(r, { attack, setting, eps, noise });
 
 function row(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;

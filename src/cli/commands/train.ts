@@ -300,6 +300,7 @@ export function register(program: Command): void {
     .action(async (o: { out: string; work: string; data?: string; resume?: boolean; only?: string; jobs: string; provider: string; threads?: string; smoke?: string }) => {
       const steps = int(o.smoke, '--smoke', 1);
       const jobs = int(o.jobs, '--jobs', 1)!;
+      const threadsFlag = int(o.threads, '--threads');
       const only = o.only?.split(',').map((x) => x.trim()).filter(Boolean) ?? stageIds(DEFAULT_RECIPE);
       const common = {
         out: o.out,
@@ -311,13 +312,13 @@ export function register(program: Command): void {
       };
       const training = only.filter((s) => s !== 'sets');
       if (jobs === 1 || training.length <= 1) {
-        const r = await buildDefaultSets({ ...common, resume: o.resume, only, intraOpThreads: int(o.threads, '--threads') ?? 0 });
+        const r = await buildDefaultSets({ ...common, resume: o.resume, only, intraOpThreads: threadsFlag ?? 0 });
         process.stdout.write(JSON.stringify(r, null, 2) + '\n');
         return;
       }
       const t0 = performance.now();
       const log = (l: string) => process.stderr.write(l + '\n');
-      const threads = int(o.threads, '--threads') ?? Math.max(1, Math.floor(availableParallelism() / jobs));
+      const threads = threadsFlag ?? Math.max(1, Math.floor(availableParallelism() / jobs));
       const records = await runStagesInParallel({
         stages: training,
         jobs,
@@ -330,7 +331,7 @@ export function register(program: Command): void {
         ],
       });
       // The sets are assembled from the stage graphs just written, with every core.
-      const sets = only.includes('sets') ? await buildDefaultSets({ ...common, resume: true, only: ['sets'], intraOpThreads: int(o.threads, '--threads') ?? 0, log }) : undefined;
+      const sets = only.includes('sets') ? await buildDefaultSets({ ...common, resume: true, only: ['sets'], intraOpThreads: threadsFlag ?? 0, log }) : undefined;
       const seconds = (performance.now() - t0) / 1000;
       log(`all done in ${(seconds / 60).toFixed(1)} min`);
       process.stdout.write(JSON.stringify({ seconds, stages: records, sets: sets?.sets ?? [] }, null, 2) + '\n');
