@@ -33,6 +33,7 @@ import { loadModel, saveModel } from '../src/onnx/io';
 import { createSession } from '../src/runtime/session';
 import { buildArtifacts, loadArtifacts, writeArtifacts } from '../src/training/artifacts';
 import { arrayDataset } from '../src/training/dataset';
+import { TrainingSession } from '../src/training/session';
 import { Trainer } from '../src/training/trainer';
 import { Rng } from '../src/util/random';
 
@@ -94,7 +95,7 @@ async function ourWorker(dir: string, mode: Spec['mode']): Promise<void> {
     run = () => trainer.trainStep({ images, labels });
   } else {
     const a = loadArtifacts(join(dir, 'artifacts'));
-    const s = await createSession(a.training, { provider: 'cpu', intraOpThreads: 1 });
+    const s = await TrainingSession.create(a.training, { provider: 'cpu', intraOpThreads: 1 });
     const feeds: Record<string, ort.Tensor> = { [a.info.imageInput]: new ort.Tensor('float32', images, [spec.batch, ...spec.imageShape]) };
     if (a.info.labelsInput) feeds[a.info.labelsInput] = new ort.Tensor('int64', labels!, [spec.batch]);
     for (const [n, t] of [...a.checkpoint.params, ...a.checkpoint.buffers]) feeds[n] = new ort.Tensor('float32', t.data as Float32Array, t.dims);

@@ -16,6 +16,7 @@ import { inferenceGraph } from './export';
 import { fuseTrainingStep } from './fuse';
 import { LEARNING_RATE, STEP, gradName, stateNames, updatedName } from './optimizer';
 import { TrainingProgress } from './progress';
+import { TrainingSession } from './session';
 import { LrSchedule, learningRate } from './schedule';
 
 /**
@@ -141,8 +142,8 @@ export class Trainer {
   private constructor(
     private readonly opts: TrainerOptions,
     artifacts: TrainingArtifacts,
-    private readonly stepSession: ModelSession,
-    private readonly optimizerSession: ModelSession | undefined,
+    private readonly stepSession: TrainingSession,
+    private readonly optimizerSession: TrainingSession | undefined,
     private readonly evalSession: ModelSession,
     start: Checkpoint,
     checkpointPath: string | undefined,
@@ -198,8 +199,8 @@ export class Trainer {
     const sessionOpts = { provider: opts.provider ?? 'auto', intraOpThreads: opts.intraOpThreads ?? 0 };
     const mode = opts.mode ?? 'fused';
     const stepGraph: Graph = mode === 'fused' ? fuseTrainingStep(artifacts.training, artifacts.optimizer, info) : artifacts.training;
-    const stepSession = await createSession(stepGraph, { ...sessionOpts, label: stepGraph.name });
-    const optimizerSession = mode === 'separate' ? await createSession(artifacts.optimizer, { ...sessionOpts, label: artifacts.optimizer.name }) : undefined;
+    const stepSession = await TrainingSession.create(stepGraph, { ...sessionOpts, label: stepGraph.name });
+    const optimizerSession = mode === 'separate' ? await TrainingSession.create(artifacts.optimizer, { ...sessionOpts, label: artifacts.optimizer.name }) : undefined;
     const evalSession = await createSession(artifacts.eval, { ...sessionOpts, label: artifacts.eval.name });
     return new Trainer(opts, artifacts, stepSession, optimizerSession, evalSession, start, checkpointPath);
   }
@@ -281,7 +282,7 @@ export class Trainer {
     return (this.lossOut.data as Float32Array)[0];
   }
 
-  private async runChecked(s: ModelSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): Promise<void> {
+  private async runChecked(s: TrainingSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): Promise<void> {
     // Shapes are checked once with readable errors; after that the feeds only change in batch size.
     if (!this.checked) {
       s.checkFeeds(feeds);

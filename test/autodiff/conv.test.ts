@@ -107,11 +107,13 @@ describe('Conv gradient formulation', () => {
     const g = buildGradientGraph({ graph: b.build(), loss: 'y', wrt: ['x', 'conv.weight'] }).graph;
     return g.nodes.map((n) => n.opType);
   };
-  test('stride 1: input gradient is a Conv with the flipped kernel; weight gradient one MatMul per kernel offset', () => {
+  test('stride 1: input gradient is a Conv with the flipped kernel; weight gradient one batch-folded Gemm per kernel offset', () => {
     const ops = opsOf(1, 28, 8, 8);
     expect(ops).not.toContain('ConvTranspose');
     expect(ops.filter((o) => o === 'Conv')).toHaveLength(2); // forward, input gradient
-    expect(ops.filter((o) => o === 'MatMul')).toHaveLength(9);
+    expect(ops.filter((o) => o === 'Gemm')).toHaveLength(9);
+    expect(ops).not.toContain('MatMul');
+    expect(ops).not.toContain('ReduceSum'); // the batch is inside the Gemms
   });
   test('stride 2 uses ConvTranspose; few channels take an im2col Conv, and a small output folds the batch into one Gemm', () => {
     const ops = opsOf(2, 4, 4, 32);
