@@ -43,6 +43,8 @@ const cases: ConvCase[] = [
   { label: 'per-offset products: stride, dilation, asymmetric pads', c: 8, o: 8, hw: [9, 8], k: [3, 3], stride: [2, 1], dil: [1, 2], pads: [1, 2, 0, 1] },
   { label: 'per-offset products on the wide grid (stride 1), dilated, asymmetric pads', c: 8, o: 12, hw: [7, 9], k: [3, 3], dil: [1, 2], pads: [1, 0, 2, 1] },
   { label: 'per-offset products on the wide grid, symbolic batch', c: 8, o: 8, hw: [6, 5], k: [3, 3], pads: [1, 1, 1, 1], symbolic: ['N', 8, 6, 5] },
+  { label: 'per-offset products per sample on the wide grid (frames larger than the batch-folded form takes)', n: 1, c: 8, o: 8, hw: [40, 41], k: [3, 3], pads: [1, 1, 1, 1] },
+  { label: 'per-offset products of dy per sample on the wide grid (large frames)', n: 1, c: 16, o: 8, hw: [40, 40], k: [3, 3], pads: [1, 1, 1, 1] },
   { label: 'per-offset products, grouped', c: 16, o: 16, hw: [6, 7], k: [3, 3], group: 2, pads: [1, 1, 1, 1] },
   { label: 'per-offset products of dy', c: 16, o: 8, hw: [7, 6], k: [3, 3], pads: [0, 1, 2, 1] },
   { label: 'per-offset products of dy, grouped and dilated', n: 2, c: 32, o: 16, hw: [6, 5], k: [3, 2], group: 2, dil: [2, 1], pads: [2, 1, 1, 0] },

@@ -153,6 +153,9 @@ function correlateWide(e: Emitter, left: string, leftWidth: number, big: string,
   return g === 1 ? e.unsqueeze(stacked, [0]) : stacked;
 }
 
+/** Largest per-sample wide grid (rows × padded width) that takes the batch-folded form: 32×32 images and below. */
+const FOLDED_MAX_FRAME = 40 * 40;
+
 /**
  * correlateWide with the batch folded into the GEMMs' inner dimension (one
  * group): both operands are laid out channel-major over frames of H·wp values
@@ -161,8 +164,8 @@ function correlateWide(e: Emitter, left: string, leftWidth: number, big: string,
  * [l, L] × [L, r] with L ≈ N·H·wp — no per-sample products, no ReduceSum
  * over the batch. A shift never carries a valid term across frames: left is
  * zero wherever q + shift would leave its frame (the extra zero row of
- * `big`). Measured against correlateWide (bench/training-vs-torch.ts,
- * docs/training.md): 5–20 % less time for 28×28 layers, even at 224×224.
+ * `big`). Measured against correlateWide (docs/training.md, "Performance"):
+ * 5–20 % less time for 28×28 and 14×14 layers; even at 56×56, 6 % slower at 112×112.
  * (Concatenating the k² shifted ranges for one wide Gemm was slower: the
  * copy costs more than the better GEMM shape saves.)
  */
@@ -182,9 +185,14 @@ function correlateFolded(e: Emitter, left: string, leftWidth: number, big: strin
   return e.unsqueeze(e.op('Concat', parts, { axis: attr.int(2) }), [0]);
 }
 
-/** Per-offset products on the wide grid: batch-folded for one group, per sample otherwise. */
+/**
+ * Per-offset products on the wide grid: batch-folded for one group on small
+ * images, per sample otherwise. At 56×56 and beyond the folded form was no
+ * faster, and its channel-major copies of both operands raise the backward
+ * pass's peak memory where activations are largest.
+ */
 function correlateShifted(e: Emitter, left: string, leftWidth: number, big: string, n: number, g: number, l: number, r: number, rows: number, wp: number, start: (t: number[]) => number, kernel: number[]): string {
-  if (g === 1) return correlateFolded(e, left, leftWidth, big, l, r, rows, wp, start, kernel);
+  if (g === 1 && rows * wp <= FOLDED_MAX_FRAME) return correlateFolded(e, left, leftWidth, big, l, r, rows, wp, start, kernel);
   return correlateWide(e, left, leftWidth, big, n, g, l, r, rows, wp, start, kernel);
 }
 
