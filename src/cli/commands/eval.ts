@@ -8,6 +8,7 @@ import { DEFAULT_EPS, nonNegative, parseEpsList, parseNumber, positive, positive
 import { formatJson, mergeResults, readResults } from '../../evaluation/results';
 import { runEvaluation } from '../../evaluation/runner';
 import { DEFAULT_ENSEMBLE_SETTINGS, ENSEMBLE_DEFAULTS, MEMBER_NAMES, parseEnsembleSettings, parseMembers, runEnsemble } from '../../evaluation/ensemble';
+import { writeAblationReadme } from '../../report/ablation-folder';
 import { ensembleMarkdown, isEnsembleResultsFile, readEnsembleResults } from '../../report/ensemble-summary';
 import { parseShard } from '../../evaluation/selection';
 import { PAPER_SETTINGS, SETTING_NAMES, parseSettings } from '../../evaluation/settings';
@@ -228,6 +229,14 @@ export function register(program: Command): void {
       const path = resultsPath(dir);
       if (isEnsembleResultsFile(path)) process.stdout.write(ensembleMarkdown(readEnsembleResults(path)));
       else process.stdout.write(summaryMarkdown(readResults(path), { eps }));
+    });
+
+  cmd
+    .command('ablation')
+    .description('rewrite the table block of DIR/README.md from the stage-2 ablation runs in DIR (docs/ensemble.md)')
+    .argument('<dir>', 'an ablation folder, e.g. reports/fashion-mnist-ablation')
+    .action((dir: string) => {
+      process.stderr.write(`wrote ${writeAblationReadme(dir)}\n`);
     });
 
   cmd
