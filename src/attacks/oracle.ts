@@ -2,8 +2,9 @@ import * as ort from 'onnxruntime-node';
 import { appendCrossEntropy, buildGradientGraph } from '../autodiff';
 import { Graph, cloneGraph } from '../onnx/graph';
 import { ModelSession, SessionOptions, createSession } from '../runtime/session';
-import { LossKind } from './objective';
+import { LossKind, dlrWithWeights, targetedDlrWithWeights } from './objective';
 import { LABEL_MASK_INPUT, MARGIN_OUTPUT, appendMargin, numClassesOf } from './margin';
+import { LOGIT_WEIGHTS_INPUT, appendWeightedLogits } from './weighted';
 
 /**
  * Where attacks get gradients from. An attack asks for "the per-sample loss,
@@ -20,6 +21,8 @@ export interface GradientRequest {
   /** stable image ids and the attack step: randomised oracles seed their draws from them */
   ids: readonly number[];
   step: number;
+  /** dlr-targeted only: per image the class to push above the label */
+  targets?: Int32Array;
 }
 
 export interface GradientResult {
@@ -50,6 +53,8 @@ export interface OracleGraphs {
   crossEntropy: Graph;
   /** inputs `input`, `label_mask` (float [N, K]) → `logits`, `margin` [N, 1], `grad_input` */
   margin: Graph;
+  /** inputs `input`, `logit_weights` (float [N, K]) → `logits`, `weighted_logits` [N, 1], `grad_input` (weighted.ts) */
+  weighted: Graph;
 }
 
 const INPUT = 'input';
@@ -79,8 +84,14 @@ export function buildMarginGraph(forwardGraph: Graph): Graph {
   return buildGradientGraph({ graph: m.graph, loss: m.margin, wrt: [INPUT] }).graph;
 }
 
+/** The gradient graph of Σ_c w_c z_c (weighted.ts): the backward pass of any loss whose ∂L/∂z is computed outside. */
+export function buildWeightedGraph(forwardGraph: Graph): Graph {
+  const w = appendWeightedLogits(logitsOnly(forwardGraph), LOGITS);
+  return buildGradientGraph({ graph: w.graph, loss: w.output, wrt: [INPUT] }).graph;
+}
+
 export function buildOracleGraphs(forwardGraph: Graph): OracleGraphs {
-  return { forward: logitsOnly(forwardGraph), crossEntropy: buildCrossEntropyGraph(forwardGraph), margin: buildMarginGraph(forwardGraph) };
+  return { forward: logitsOnly(forwardGraph), crossEntropy: buildCrossEntropyGraph(forwardGraph), margin: buildMarginGraph(forwardGraph), weighted: buildWeightedGraph(forwardGraph) };
 }
 
 /** The engine may choose its own value names; the sessions address the contract's names. */
@@ -135,7 +146,7 @@ export class OnnxGradientOracle implements GradientOracle {
     const make = (kind: Exclude<GraphKind, 'forward'>) => {
       let g = built.get(kind);
       if (!g) {
-        g = kind === 'crossEntropy' ? buildCrossEntropyGraph(forward) : buildMarginGraph(forward);
+        g = kind === 'crossEntropy' ? buildCrossEntropyGraph(forward) : kind === 'margin' ? buildMarginGraph(forward) : buildWeightedGraph(forward);
         built.set(kind, g);
       }
       return g;
@@ -144,7 +155,7 @@ export class OnnxGradientOracle implements GradientOracle {
   }
 
   /** Gradient graphs made elsewhere (e.g. by `s2s grad`), following the names of OracleGraphs. */
-  static fromGraphs(name: string, graphs: { forward: Graph; crossEntropy?: Graph; margin?: Graph }, opts: SessionOptions = {}): OnnxGradientOracle {
+  static fromGraphs(name: string, graphs: { forward: Graph; crossEntropy?: Graph; margin?: Graph; weighted?: Graph }, opts: SessionOptions = {}): OnnxGradientOracle {
     const make = (kind: Exclude<GraphKind, 'forward'>) => {
       const g = graphs[kind];
       if (!g) throw new Error(`oracle '${name}' was given no ${kind} gradient graph`);
@@ -178,8 +189,23 @@ export class OnnxGradientOracle implements GradientOracle {
       const r = await s.run({ [INPUT]: this.images(req.x), labels: new ort.Tensor('int64', labels, [n]) }, [LOGITS, 'loss', GRAD]);
       return { logits: floats(r[LOGITS]), loss: floats(r.loss), grad: floats(r[GRAD]) };
     }
-    const s = await this.session('margin');
     const k = this.numClasses;
+    if (req.loss === 'dlr' || req.loss === 'dlr-targeted') {
+      const targets = req.targets;
+      if (req.loss === 'dlr-targeted' && targets?.length !== n) throw new Error(`oracle '${this.name}': dlr-targeted needs one target per image`);
+      // DLR needs a sort of the logits: its ∂L/∂z is computed here from a forward pass and
+      // pulled back through the network by the weighted-logit graph's backward pass.
+      const z = await this.logits(req.x);
+      const weights = new Float32Array(n * k);
+      const loss = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        loss[i] = targets && req.loss === 'dlr-targeted' ? targetedDlrWithWeights(z, k, i, req.labels[i], targets[i], weights).value : dlrWithWeights(z, k, i, req.labels[i], weights).value;
+      }
+      const s = await this.session('weighted');
+      const r = await s.run({ [INPUT]: this.images(req.x), [LOGIT_WEIGHTS_INPUT]: new ort.Tensor('float32', weights, [n, k]) }, [LOGITS, GRAD]);
+      return { logits: floats(r[LOGITS]), loss, grad: floats(r[GRAD]) };
+    }
+    const s = await this.session('margin');
     const mask = new Float32Array(n * k);
     for (let i = 0; i < n; i++) mask[i * k + req.labels[i]] = 1;
     const r = await s.run({ [INPUT]: this.images(req.x), [LABEL_MASK_INPUT]: new ort.Tensor('float32', mask, [n, k]) }, [LOGITS, MARGIN_OUTPUT, GRAD]);

@@ -1,5 +1,6 @@
 import { Attack, withDefaults } from '../attacks/attack';
 import { CW_DEFAULTS } from '../attacks/cw';
+import { APGD_DEFAULTS } from '../attacks/apgd';
 import { BIM_DEFAULTS } from '../attacks/bim';
 import { PGD_DEFAULTS } from '../attacks/pgd';
 import { AttackParams, createAttack, isAttackName, ATTACK_NAMES } from '../attacks/registry';
@@ -43,6 +44,10 @@ export function resolvedParams(plans: readonly AttackPlan[], params: AttackParam
     if (base === 'pgd') {
       const g = withDefaults(PGD_DEFAULTS, params.pgd);
       out.pgd = { iterations: g.iterations, stepFraction: params.pgd?.stepFraction ?? 2.5 / g.iterations, restarts: g.restarts, loss: g.loss };
+    }
+    if (base === 'apgd') {
+      const a = withDefaults(APGD_DEFAULTS, params.apgd);
+      out.apgd = { iterations: a.iterations, restarts: a.restarts, loss: a.loss, rho: a.rho, alpha: a.alpha };
     }
     if (base === 'cw') {
       const c = withDefaults(CW_DEFAULTS, params.cw);

@@ -13,6 +13,8 @@ import { holdoutSplit } from './splits';
 import { trainAutoencoder } from './train-autoencoder';
 import { trainClassifier } from './train-classifier';
 import { S2SLoss, trainS2SNet } from './train-s2snet';
+import { recipeByName } from './recipes/catalogue';
+import { recipeRecord } from './recipes/recipe';
 
 /**
  * The recipe of the committed model sets, from the Fashion-MNIST files to
@@ -47,7 +49,8 @@ export interface Recipe {
   holdout: number;
   classifiers: ClassifierRecipe[];
   autoencoder: { arch: string; settings: StageSettings };
-  s2snet: { loss: S2SLoss; settings: StageSettings };
+  /** stage 2: the paper's loss, or a named recipe (recipes/catalogue.ts), which takes precedence */
+  s2snet: { loss: S2SLoss; recipe?: string; settings: StageSettings };
 }
 
 export const DEFAULT_RECIPE: Recipe = {
@@ -233,6 +236,7 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
         autoencoder: need('autoencoder', ae),
         classifier: need(`classifier:${c.arch}`, classifiers.get(c.arch)),
         loss: recipe.s2snet.loss,
+        recipe: recipe.s2snet.recipe ? recipeByName(recipe.s2snet.recipe) : undefined,
         train: split.train,
         eval: validation,
         evalEvery: perEpoch(recipe.s2snet.settings),
@@ -270,7 +274,7 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
           classifier: { arch: c.arch, loss: 'cross-entropy', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...c.settings },
           autoencoder: { arch: recipe.autoencoder.arch, loss: 'mse', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.autoencoder.settings },
           ...(c.defence === 's2snet'
-            ? { s2snet: { loss: recipe.s2snet.loss, trained: 'decoder.* only; encoder and classifier frozen', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.s2snet.settings } }
+            ? { s2snet: { ...(recipe.s2snet.recipe ? recipeRecord(recipeByName(recipe.s2snet.recipe)) : { recipe: `paper-${recipe.s2snet.loss}` }), loss: recipe.s2snet.recipe ? recipeByName(recipe.s2snet.recipe).loss : recipe.s2snet.loss, trained: 'decoder.* only; encoder and classifier frozen', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.s2snet.settings } }
             : {}),
         },
       });

@@ -5,6 +5,9 @@ import { UserError } from '../util/errors';
 import { Normalisation, canonicalClassifier, composeDefended, imageGeometry, imageInput, reconstructionOutput } from './compose';
 import { DECODER_PREFIX, ENCODER_PREFIX, assertEncoderFrozen } from './frozen';
 import { StageResult, StageRun, runStage } from './run-stage';
+import { adversarialDataset } from './recipes/adversarial-data';
+import { withInputNoise } from './recipes/noise-graph';
+import { STAGE2_RECIPE_METADATA, Stage2Recipe, checkRecipe, recipeRecord } from './recipes/recipe';
 
 /**
  * Stage 2 of S2SNet (PROTOCOL.md, Training): f ∘ s with the encoder and the
@@ -21,6 +24,9 @@ import { StageResult, StageRun, runStage } from './run-stage';
  * backward pass through f is for its input only). The decoder's BatchNorm
  * layers train in training form; the encoder's and f's stay in inference
  * form with their stored statistics.
+ *
+ * A recipe (recipes/) adds to the loss what the decoder is trained on: noisy
+ * inputs, adversarial inputs, or a plain denoising objective without f.
  */
 export type S2SLoss = 'ce' | 'kl';
 
@@ -29,13 +35,16 @@ export type S2SNetStage = Omit<StageRun, 'artifacts' | 'model'> & {
   classifier: Graph;
   /** the classifier's (x − mean)/std; composed in front of it */
   normalisation?: Normalisation;
+  /** the paper's recipes by loss; `recipe`, when given, takes precedence */
   loss: S2SLoss;
+  recipe?: Stage2Recipe;
 };
 
 export interface S2SNetResult extends StageResult {
   /** the S2SNet: the autoencoder's graph with the fine-tuned decoder */
   s2snet: Graph;
   trainedParameters: string[];
+  recipe: Stage2Recipe;
 }
 
 /** Trainable decoder parameters of an autoencoder graph; an AE without them cannot be fine-tuned. */
@@ -55,22 +64,30 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   reconstructionOutput(ae);
   const decoder = decoderParameters(ae);
   const f = canonicalClassifier(r.classifier, r.normalisation);
-  const model = composeDefended(ae, f, 's2snet_training');
+  const recipe = checkRecipe(r.recipe ?? { name: `paper-${r.loss}`, loss: r.loss, description: `the paper's stage 2 (${r.loss})` });
+  const front = recipe.noise ? withInputNoise(ae, recipe.noise, r.settings.seed) : ae;
+  const model = recipe.loss === 'mse' ? front : composeDefended(front, f, 's2snet_training');
+  const adversarial = recipe.adversarial ? adversarialDataset(r.train, f, recipe.adversarial, r.settings.seed) : undefined;
+  const train = adversarial ?? r.train;
+  const loss =
+    recipe.loss === 'ce'
+      ? ({ kind: 'cross-entropy', output: 'logits' } as const)
+      : recipe.loss === 'kl'
+        ? ({ kind: 'kl', output: 'logits', reference: { classifier: f, output: 'logits' } } as const)
+        : ({ kind: 'mse', output: reconstructionOutput(ae), target: 'input' } as const);
 
-  const result = await runStage({
-    ...r,
-    model,
-    artifacts: {
-      requiresGrad: decoder,
-      input: 'input',
-      loss: r.loss === 'ce' ? { kind: 'cross-entropy', output: 'logits' } : { kind: 'kl', output: 'logits', reference: { classifier: f, output: 'logits' } },
-    },
-  });
+  let result: StageResult;
+  try {
+    result = await runStage({ ...r, train, dataTag: `${r.dataTag}|recipe=${JSON.stringify(recipe)}`, model, artifacts: { requiresGrad: decoder, input: 'input', loss } });
+  } finally {
+    await adversarial?.release();
+  }
 
   // The S2SNet is the autoencoder graph itself with the decoder's trained values written in:
   // nothing else is touched, so the encoder stays the autoencoder's bytes by construction.
   const s2snet = cloneGraph(ae);
   s2snet.name = 's2snet';
+  s2snet.metadata = { ...(ae.metadata ?? {}), [STAGE2_RECIPE_METADATA]: JSON.stringify({ ...recipeRecord(recipe), ...r.settings, trained: 'decoder.* only; encoder and classifier frozen' }) };
   const stats = runningStatistics(ae);
   for (const [name, t] of result.values) {
     if (!name.startsWith(DECODER_PREFIX)) throw new Error(`stage 2 trained '${name}', which is not a decoder tensor`);
@@ -80,5 +97,5 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
     s2snet.initializers.set(name, t);
   }
   assertEncoderFrozen(ae, s2snet);
-  return { ...result, s2snet, trainedParameters: decoder };
+  return { ...result, s2snet, trainedParameters: decoder, recipe };
 }

@@ -7,6 +7,9 @@ import { ATTACK_NAMES } from '../../attacks/registry';
 import { DEFAULT_EPS, nonNegative, parseEpsList, parseNumber, positive, positiveInt } from '../../evaluation/options';
 import { formatJson, mergeResults, readResults } from '../../evaluation/results';
 import { runEvaluation } from '../../evaluation/runner';
+import { DEFAULT_ENSEMBLE_SETTINGS, ENSEMBLE_DEFAULTS, MEMBER_NAMES, parseEnsembleSettings, parseMembers, runEnsemble } from '../../evaluation/ensemble';
+import { writeAblationReadme } from '../../report/ablation-folder';
+import { ensembleMarkdown, isEnsembleResultsFile, readEnsembleResults } from '../../report/ensemble-summary';
 import { parseShard } from '../../evaluation/selection';
 import { PAPER_SETTINGS, SETTING_NAMES, parseSettings } from '../../evaluation/settings';
 import { summaryMarkdown } from '../../report/summary';
@@ -39,6 +42,11 @@ interface EvalFlags {
   cwLr?: string;
   cwConst?: string;
   attackLimit?: string;
+  members: string;
+  ensembleSettings: string;
+  apgdIterations?: string;
+  apgdRestarts?: string;
+  apgdTargets?: string;
   gallery: string;
   galleryEps?: string;
   provider: string;
@@ -86,7 +94,7 @@ export function register(program: Command): void {
     // --models and --out are checked in the action: commander would demand them of `eval merge` too.
     .option('--models <dir>', 'model set folder (models/<set> with manifest.json); required')
     .option('--data <dir>', 'test data: a Fashion-MNIST IDX folder or an image folder (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
-    .option('--attacks <list>', `comma-separated: ${ATTACK_NAMES.join(', ')}, each optionally +eot (gradient averaged over noise draws)`, 'fgsm,bim,cw,pgd')
+    .option('--attacks <list>', `comma-separated: ${ATTACK_NAMES.join(', ')}, each optionally +eot (gradient averaged over noise draws); or 'ensemble' alone: worst case over APGD members (see --members)`, 'fgsm,bim,cw,pgd')
     .option('--settings <list>', `comma-separated: ${SETTING_NAMES.join(', ')} (detector-aware: fools f and f ∘ s together to slip past the detector; not one of the paper's)`, PAPER_SETTINGS.join(','))
     .option('--eps <list>', 'L∞ radii, pixels in [0, 1]', DEFAULT_EPS)
     .option('--noise <list>', 'noise layers to evaluate besides none, KIND:SIGMA (gaussian, uniform, sign), e.g. gaussian:0.05,sign:0.05')
@@ -108,6 +116,11 @@ export function register(program: Command): void {
     .option('--cw-lr <x>', 'CW Adam learning rate in tanh space (default 0.1)')
     .option('--cw-const <c>', 'CW initial constant c (default 0.1)')
     .option('--attack-limit <list>', 'run an attack on N of the selected images only (evenly spread, so shards share the cost), e.g. cw=200,pgd+eot=500 (CW costs ~500 gradient passes per image)')
+    .option('--members <list>', `ensemble members, run in this order on the images still robust: ${MEMBER_NAMES.join(', ')}`, MEMBER_NAMES.join(','))
+    .option('--ensemble-settings <list>', 'ensemble settings: undefended, whitebox, whitebox-bpda, graybox, autoencoder, autoencoder-bpda', DEFAULT_ENSEMBLE_SETTINGS.join(','))
+    .option('--apgd-iterations <n>', `APGD iterations (default ${ENSEMBLE_DEFAULTS.iterations})`)
+    .option('--apgd-restarts <n>', `APGD random restarts for apgd-ce and apgd-dlr (default ${ENSEMBLE_DEFAULTS.restarts})`)
+    .option('--apgd-targets <n>', `APGD-T target classes (default ${ENSEMBLE_DEFAULTS.targetClasses})`)
     .option('--gallery <n>', 'images shown in the report gallery', '4')
     .option('--gallery-eps <e>', 'ε of the gallery and the detailed tables (default 0.05 if in --eps, else the largest)')
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
@@ -118,6 +131,36 @@ export function register(program: Command): void {
     .action(async (o: EvalFlags) => {
       if (!o.models) throw new UserError('eval: --models <dir> is required');
       if (!o.out) throw new UserError('eval: --out <dir> is required');
+      if (o.attacks.trim().toLowerCase() === 'ensemble') {
+        // The ensemble's own defaults: the ε of the headline table, its own settings.
+        const eps = cmd.getOptionValueSource('eps') === 'default' ? [0.02, 0.05, 0.1] : parseEpsList(o.eps);
+        const noise = (o.noise ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(parseNoise);
+        if (noise.length > 1) throw new UserError('--attacks ensemble takes at most one --noise layer (run once per layer)');
+        const results = await runEnsemble({
+          models: o.models,
+          data: o.data,
+          settings: parseEnsembleSettings(o.ensembleSettings),
+          members: parseMembers(o.members),
+          params: {
+            iterations: positiveInt(o.apgdIterations, '--apgd-iterations') ?? ENSEMBLE_DEFAULTS.iterations,
+            restarts: positiveInt(o.apgdRestarts, '--apgd-restarts') ?? ENSEMBLE_DEFAULTS.restarts,
+            targetClasses: positiveInt(o.apgdTargets, '--apgd-targets') ?? ENSEMBLE_DEFAULTS.targetClasses,
+          },
+          eps,
+          noise: noise[0],
+          eotSamples: positiveInt(o.eotSamples, '--eot-samples'),
+          limit: positiveInt(o.limit, '--limit'),
+          seed: parseNumber(o.seed, '--seed', (x) => Number.isInteger(x), 'an integer')!,
+          batchSize: positiveInt(o.batchSize, '--batch-size'),
+          provider: parseProvider(o.provider),
+          threads: positiveInt(o.threads, '--threads'),
+          progress: o.progress,
+        });
+        const path = writeResults(o.out, results);
+        writeFileSync(join(o.out, 'summary.md'), ensembleMarkdown(results));
+        process.stderr.write(`wrote ${path} and summary.md\n`);
+        return;
+      }
       const eps = parseEpsList(o.eps);
       const galleryEps = parseNumber(o.galleryEps, '--gallery-eps');
       if (galleryEps !== undefined && !eps.includes(galleryEps)) throw new UserError(`--gallery-eps ${galleryEps} is not one of --eps ${eps.join(', ')}`);
@@ -183,7 +226,17 @@ export function register(program: Command): void {
     .option('--eps <e>', 'ε of the noise and detection tables (default: the gallery ε)')
     .action((dir: string, o: { eps?: string }) => {
       const eps = o.eps === undefined ? undefined : positive(o.eps, '--eps');
-      process.stdout.write(summaryMarkdown(readResults(resultsPath(dir)), { eps }));
+      const path = resultsPath(dir);
+      if (isEnsembleResultsFile(path)) process.stdout.write(ensembleMarkdown(readEnsembleResults(path)));
+      else process.stdout.write(summaryMarkdown(readResults(path), { eps }));
+    });
+
+  cmd
+    .command('ablation')
+    .description('rewrite the table block of DIR/README.md from the stage-2 ablation runs in DIR (docs/ensemble.md)')
+    .argument('<dir>', 'an ablation folder, e.g. reports/fashion-mnist-ablation')
+    .action((dir: string) => {
+      process.stderr.write(`wrote ${writeAblationReadme(dir)}\n`);
     });
 
   cmd

@@ -17,6 +17,8 @@ import { holdoutSplit } from '../../pipeline/splits';
 import { trainAutoencoder } from '../../pipeline/train-autoencoder';
 import { trainClassifier } from '../../pipeline/train-classifier';
 import { S2SLoss, trainS2SNet } from '../../pipeline/train-s2snet';
+import { RECIPE_NAMES, recipeByName } from '../../pipeline/recipes/catalogue';
+import { STAGE2_RECIPE_METADATA } from '../../pipeline/recipes/recipe';
 
 /**
  * `s2s train classifier | autoencoder | s2snet | set | default`: the S2SNet
@@ -207,23 +209,30 @@ export function register(program: Command): void {
       .requiredOption('--classifier <file>', 'the classifier f (ONNX; any classifier whose ops the autodiff covers)')
       .requiredOption('--autoencoder <file>', 'the stage-1 autoencoder (parameters named encoder.* / decoder.*)')
       .addOption(new Option('--loss <kind>', 'ce: cross-entropy of f(s(x)) against the labels; kl: KL(f(x) ‖ f(s(x))), label-free').choices(['ce', 'kl']).default('ce'))
+      .addOption(new Option('--recipe <name>', 'a named stage-2 recipe (docs/recipes.md); overrides --loss').choices([...RECIPE_NAMES]))
+      .option('--noise-sigma <s>', "the recipe's input-noise σ (adds Gaussian noise to a recipe without any)")
+      .addOption(new Option('--noise-kind <k>', "the recipe's input-noise distribution").choices(['gaussian', 'uniform', 'sign']))
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')
       .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)'),
     RECIPE_DEFAULTS.s2snet,
-  ).action(async (o: CommonOpts & { classifier: string; autoencoder: string; loss: S2SLoss; mean: string; std: string; defended?: string }) => {
+  ).action(async (o: CommonOpts & { classifier: string; autoencoder: string; loss: S2SLoss; recipe?: string; noiseSigma?: string; noiseKind?: 'gaussian' | 'uniform' | 'sign'; mean: string; std: string; defended?: string }) => {
     const classifier = loadModel(o.classifier);
     const autoencoder = loadModel(o.autoencoder);
     const normalisation: Normalisation = { mean: numbers(o.mean, '--mean')!, std: numbers(o.std, '--std')! };
     if (normalisation.std.some((v) => v <= 0)) throw new UserError('--std values must be positive');
-    const data = await trainingData(o, o.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
+    const sigma = o.noiseSigma === undefined ? undefined : positive(o.noiseSigma, '--noise-sigma');
+    if (sigma !== undefined && !(sigma <= 1)) throw new UserError(`--noise-sigma must be in (0, 1], got ${o.noiseSigma}`);
+    const recipe = recipeByName(o.recipe ?? `paper-${o.loss}`, { sigma, noiseKind: o.noiseKind });
+    const data = await trainingData(o, recipe.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
     const r = await trainS2SNet({
       ...common(o),
-      label: `s2snet (${o.loss})`,
+      label: `s2snet (${recipe.name})`,
       autoencoder,
       classifier,
       normalisation,
       loss: o.loss,
+      recipe,
       train: data.split.train,
       eval: data.split.holdout.size && data.src.labels ? data.split.holdout : undefined,
       settings: settingsOf(o),
@@ -233,7 +242,7 @@ export function register(program: Command): void {
       mkdirSync(dirname(resolve(o.defended)), { recursive: true });
       saveModel(composeDefended(r.s2snet, canonicalClassifier(classifier, normalisation)), o.defended);
     }
-    finish(o.out, r.s2snet, r, { trained: `${r.trainedParameters.length} decoder tensors`, ...(o.defended ? { defended: o.defended } : {}) });
+    finish(o.out, r.s2snet, r, { trained: `${r.trainedParameters.length} decoder tensors`, recipe: JSON.parse(r.s2snet.metadata?.[STAGE2_RECIPE_METADATA] ?? 'null'), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(o.defended ? { defended: o.defended } : {}) });
   });
 
   train
@@ -264,6 +273,7 @@ export function register(program: Command): void {
       const split = holdoutSplit(trainSrc.dataset, n);
       const labels = o.labels ? o.labels.split(',').map((s) => s.trim()) : testSrc.labels!;
       const name = o.name ?? resolve(o.out).split(/[\\/]/).pop()!;
+      const s2snet = loadModel(o.s2snet);
       const a = await assembleModelSet({
         dir: o.out,
         name,
@@ -272,7 +282,8 @@ export function register(program: Command): void {
         labels,
         classifier,
         autoencoder: loadModel(o.autoencoder),
-        s2snet: loadModel(o.s2snet),
+        s2snet,
+        ...(s2snet.metadata?.[STAGE2_RECIPE_METADATA] ? { training: { s2snet: JSON.parse(s2snet.metadata[STAGE2_RECIPE_METADATA]) } } : {}),
         normalisation: { mean: numbers(o.mean, '--mean')!, std: numbers(o.std, '--std')! },
         test: testSrc.dataset,
         testName: testSrc.description,

@@ -1,0 +1,394 @@
+import { apgd } from '../attacks/apgd';
+import { Attack } from '../attacks/attack';
+import { BpdaOracle } from '../attacks/bpda';
+import { EotOracle } from '../attacks/eot';
+import { NoiseSpec, addNoise, noiseId } from '../attacks/noise';
+import { argmax } from '../attacks/objective';
+import { GradientOracle, OnnxGradientOracle } from '../attacks/oracle';
+import { streamRng, streamSeed } from '../attacks/seeding';
+import { openData } from '../pipeline/data';
+import { Progress, progressBar, silentProgress } from '../pipeline/progress';
+import { ProviderChoice } from '../runtime/providers';
+import { UserError } from '../util/errors';
+import { ForwardSessions, loadEvalModels } from './models';
+import { selectRows } from './selection';
+import { ModelKey } from './settings';
+import { mcnemar, pairedCounts, wilson } from './statistics';
+
+/**
+ * `s2s eval --attacks ensemble`: worst-case robust accuracy in the spirit of
+ * AutoAttack (Croce & Hein 2020). Per setting and ε an image counts as
+ * robust only if the judged model classifies it correctly clean and after
+ * every member of the ensemble; each member runs only on the images that
+ * are still robust (what the earlier ones broke costs nothing more), so the
+ * members' order changes the cost, never the result.
+ *
+ * Members: APGD with cross-entropy, APGD with DLR, APGD-T (targeted DLR
+ * against the clean image's top-ranked other classes), each against the
+ * setting's gradient source. The BPDA settings take f's gradient at s(x)
+ * straight through s (attacks/bpda.ts); with a noise layer the judged model
+ * sees clip(x' + n) and every gradient is an EOT average over draws.
+ */
+export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda';
+
+/** Where gradients come from: a model, or f's gradient passed straight through a purifier. */
+export type EnsembleSource = ModelKey | 'bpda-s' | 'bpda-ae';
+
+export interface EnsembleSetting {
+  name: EnsembleSettingName;
+  source: EnsembleSource;
+  target: ModelKey;
+  description: string;
+}
+
+export const ENSEMBLE_SETTINGS: readonly EnsembleSetting[] = [
+  { name: 'undefended', source: 'f', target: 'f', description: 'gradients of f, judged on f' },
+  { name: 'whitebox', source: 'fs', target: 'fs', description: 'gradients of f ∘ s through the S2SNet, judged on f ∘ s' },
+  { name: 'whitebox-bpda', source: 'bpda-s', target: 'fs', description: "white-box′ by BPDA: f's gradient at s(x) passed straight through s, judged on f ∘ s" },
+  { name: 'graybox', source: 'fs', target: 'f', description: 'gradients of f ∘ s, judged on f (defence by removal)' },
+  { name: 'autoencoder', source: 'fae', target: 'fae', description: 'gradients of f ∘ AE, judged on f ∘ AE (plain-AE baseline)' },
+  { name: 'autoencoder-bpda', source: 'bpda-ae', target: 'fae', description: "f's gradient at AE(x) passed straight through the AE, judged on f ∘ AE" },
+];
+
+/**
+ * Worst cases over several settings that judge the same model: an image is
+ * robust only if it survives every member of every one of them.
+ */
+export const ENSEMBLE_COMBINED: readonly { name: string; of: EnsembleSettingName[]; description: string }[] = [
+  { name: 'defended', of: ['whitebox', 'whitebox-bpda'], description: 'f ∘ s against every member with both gradient sources (through s and BPDA)' },
+  { name: 'autoencoder-all', of: ['autoencoder', 'autoencoder-bpda'], description: 'f ∘ AE against every member with both gradient sources (through the AE and BPDA)' },
+];
+
+export const DEFAULT_ENSEMBLE_SETTINGS: readonly EnsembleSettingName[] = ['undefended', 'whitebox', 'whitebox-bpda', 'graybox', 'autoencoder', 'autoencoder-bpda'];
+
+export type MemberName = 'apgd-ce' | 'apgd-dlr' | 'apgd-t';
+export const MEMBER_NAMES: readonly MemberName[] = ['apgd-ce', 'apgd-dlr', 'apgd-t'];
+
+export interface EnsembleParams {
+  iterations: number;
+  restarts: number;
+  /** APGD-T's number of target classes */
+  targetClasses: number;
+}
+
+export const ENSEMBLE_DEFAULTS: EnsembleParams = { iterations: 100, restarts: 1, targetClasses: 3 };
+
+export function memberAttack(name: MemberName, p: EnsembleParams): Attack {
+  switch (name) {
+    case 'apgd-ce':
+      return apgd({ iterations: p.iterations, restarts: p.restarts, loss: 'cross-entropy' });
+    case 'apgd-dlr':
+      return apgd({ iterations: p.iterations, restarts: p.restarts, loss: 'dlr' });
+    case 'apgd-t':
+      return apgd({ iterations: p.iterations, restarts: 1, targetClasses: p.targetClasses });
+  }
+}
+
+export function parseEnsembleSettings(list: string): EnsembleSetting[] {
+  const names = new Set(list.split(',').map((s) => s.trim()).filter(Boolean));
+  if (names.size === 0) throw new UserError('no ensemble settings given');
+  for (const n of names) {
+    if (!ENSEMBLE_SETTINGS.some((s) => s.name === n)) throw new UserError(`unknown ensemble setting '${n}' (known: ${ENSEMBLE_SETTINGS.map((s) => s.name).join(', ')})`);
+  }
+  return ENSEMBLE_SETTINGS.filter((s) => names.has(s.name));
+}
+
+export function parseMembers(list: string): MemberName[] {
+  const names = [...new Set(list.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))];
+  if (names.length === 0) throw new UserError('no ensemble members given');
+  for (const n of names) if (!(MEMBER_NAMES as readonly string[]).includes(n)) throw new UserError(`unknown ensemble member '${n}' (known: ${MEMBER_NAMES.join(', ')})`);
+  return names as MemberName[];
+}
+
+export interface EnsembleOptions {
+  models: string;
+  data?: string;
+  settings: EnsembleSetting[];
+  members: MemberName[];
+  params: EnsembleParams;
+  eps: number[];
+  /** a noise layer in front of every judged model; gradients become EOT averages */
+  noise?: NoiseSpec;
+  eotSamples?: number;
+  limit?: number;
+  seed: number;
+  batchSize?: number;
+  provider?: ProviderChoice;
+  threads?: number;
+  progress?: boolean;
+}
+
+export const ENSEMBLE_SCHEMA = 's2s-ensemble-results';
+
+export interface MemberRecord {
+  member: MemberName;
+  /** images this member attacked (those still robust when its turn came) */
+  attacked: number;
+  /** of those, the ones it broke */
+  broken: number;
+  /** robust accuracy after this member (and all before it) */
+  accuracyAfter: number;
+  seconds: number;
+}
+
+export interface EnsembleRow {
+  setting: string;
+  source: string;
+  target: ModelKey;
+  eps: number;
+  n: number;
+  cleanCorrect: number;
+  robust: number;
+  /** worst-case robust accuracy: robust / n */
+  accuracy: number;
+  /** 95 % Wilson interval of `accuracy` */
+  ci: [number, number];
+  /** robust accuracy over clean accuracy (the paper's relative accuracy) */
+  relative: number | null;
+  members: MemberRecord[];
+  /** per selected image, in `images.ids` order: '1' robust, '0' not */
+  outcomes: string;
+}
+
+export interface EnsembleComparison {
+  eps: number;
+  a: string;
+  b: string;
+  onlyA: number;
+  onlyB: number;
+  /** exact two-sided McNemar p */
+  p: number;
+}
+
+export interface EnsembleResults {
+  schema: typeof ENSEMBLE_SCHEMA;
+  version: 1;
+  modelSet: { name: string; version: string; files: Record<string, string> };
+  data: { source: string; size: number; selected: number; limit: number | null };
+  config: {
+    settings: string[];
+    members: MemberName[];
+    params: EnsembleParams & { rho: number; alpha: number };
+    eps: number[];
+    noise: string;
+    eotSamples: number | null;
+    seed: number;
+  };
+  images: { ids: number[] };
+  clean: { model: ModelKey; n: number; correct: number; accuracy: number; ci: [number, number] }[];
+  rows: EnsembleRow[];
+  combined: EnsembleRow[];
+  /** f ∘ s against f ∘ AE, paired on the same images (when both were run) */
+  comparisons: EnsembleComparison[];
+  run: { tool: string; startedAt: string; seconds: number; cpuSeconds: number; gradientPasses: number; batchSize: number };
+}
+
+export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> {
+  const started = Date.now();
+  const cpu0 = process.cpuUsage();
+  const batchSize = o.batchSize ?? 64;
+  const eotSamples = o.eotSamples ?? 8;
+  if (o.members.length === 0) throw new UserError('the ensemble needs at least one member');
+  if (o.settings.length === 0) throw new UserError('the ensemble needs at least one setting');
+  const needed = new Set<ModelKey>();
+  for (const s of o.settings) {
+    needed.add(s.target);
+    if (s.source === 'bpda-s') needed.add('fs');
+    else if (s.source === 'bpda-ae') needed.add('fae');
+    else needed.add(s.source);
+  }
+  const models = await loadEvalModels(o.models, needed);
+  const m = models.manifest;
+  const data = await openData(o.data, { split: 'test', labelled: true, geometry: { channels: m.input.channels, height: m.input.height, width: m.input.width } });
+  const ds = data.dataset;
+  if (ds.shape.join() !== models.shape.join()) throw new UserError(`data images are [${ds.shape}] but the models take [${models.shape}]`);
+  const rows = selectRows(ds.size, o.limit, o.seed);
+  const per = models.shape.reduce((a, b) => a * b, 1);
+  const k = models.numClasses;
+  const all = await ds.get(rows);
+  if (!all.labels) throw new UserError('the evaluation data has no labels');
+  const x = all.images;
+  const y = Int32Array.from(all.labels, (v) => Number(v));
+  const n = rows.length;
+
+  const sessionOptions = { provider: o.provider ?? 'auto', intraOpThreads: o.threads ?? 0 };
+  const forward = new ForwardSessions(models, sessionOptions);
+  const oracles = new Map<ModelKey, OnnxGradientOracle>();
+  const modelOracle = (key: ModelKey) => {
+    let or = oracles.get(key);
+    if (!or) {
+      or = OnnxGradientOracle.fromForward(key, models.graphs[key]!, sessionOptions);
+      oracles.set(key, or);
+    }
+    return or;
+  };
+  const reconstruct = (key: 'fs' | 'fae') => async (u: Float32Array) => {
+    const r = await forward.run(key, u, true);
+    if (!r.reconstruction) throw new Error(`model '${key}' has no reconstruction output for BPDA`);
+    return r.reconstruction;
+  };
+  const baseOracle = (source: EnsembleSource): GradientOracle => {
+    if (source === 'bpda-s') return new BpdaOracle(modelOracle('f'), reconstruct('fs'), 's');
+    if (source === 'bpda-ae') return new BpdaOracle(modelOracle('f'), reconstruct('fae'), 'AE');
+    return modelOracle(source);
+  };
+  const oracleFor = (source: EnsembleSource, member: MemberName): GradientOracle => {
+    const base = baseOracle(source);
+    return o.noise ? new EotOracle(base, o.noise, eotSamples, streamSeed(o.seed, 'ensemble-eot', member, source)) : base;
+  };
+  /** clip(x + n), drawn per (image, purpose) */
+  const noisy = (v: Float32Array, ids: readonly number[], purpose: string) => {
+    if (!o.noise) return v;
+    const out = new Float32Array(v.length);
+    ids.forEach((id, i) => addNoise(v, i * per, per, o.noise!, streamRng(o.seed, 'ensemble-noise', purpose, id), out, i * per));
+    return out;
+  };
+  /** 1 where the judged model is right on v's images, which are the selected images at `positions` */
+  const judge = async (target: ModelKey, v: Float32Array, positions: number[], purpose: string) => {
+    const out = new Uint8Array(positions.length);
+    for (let s = 0; s < positions.length; s += batchSize) {
+      const idx = positions.slice(s, s + batchSize);
+      const z = (await forward.run(target, noisy(v.subarray(s * per, (s + idx.length) * per), idx.map((i) => rows[i]), purpose))).logits;
+      for (let j = 0; j < idx.length; j++) out[s + j] = argmax(z, k, j) === y[idx[j]] ? 1 : 0;
+    }
+    return out;
+  };
+
+  const params = { ...o.params };
+  const attacks = new Map(o.members.map((name) => [name, memberAttack(name, params)]));
+  const work = o.settings.length * o.eps.length * o.members.length * n;
+  const progress: Progress = o.progress === false ? silentProgress : progressBar('ensemble', work, 'img');
+  /** adversarial images by member|source|eps|row: white-box and gray-box share a source, so gray-box reuses what white-box made */
+  const made = new Map<string, Float32Array>();
+  let passes = 0;
+  const cleanRecords: EnsembleResults['clean'] = [];
+  const resultRows: EnsembleRow[] = [];
+  try {
+    const cleanOk = new Map<ModelKey, Uint8Array>();
+    for (const t of new Set(o.settings.map((s) => s.target))) {
+      const ok = await judge(t, x, [...rows.keys()], `clean:${t}`);
+      cleanOk.set(t, ok);
+      const c = ok.reduce((a, b) => a + b, 0);
+      cleanRecords.push({ model: t, n, correct: c, accuracy: c / n, ci: wilson(c, n) });
+    }
+    for (const setting of o.settings) {
+      for (const eps of o.eps) {
+        const robust = Uint8Array.from(cleanOk.get(setting.target)!);
+        const members: MemberRecord[] = [];
+        for (const name of o.members) {
+          const t0 = Date.now();
+          const attack = attacks.get(name)!;
+          const todo = [...robust.keys()].filter((i) => robust[i]);
+          const key = (i: number) => `${name}|${setting.source}|${eps}|${rows[i]}`;
+          const missing = todo.filter((i) => !made.has(key(i)));
+          const oracle = oracleFor(setting.source, name);
+          for (let s = 0; s < missing.length; s += batchSize) {
+            const idx = missing.slice(s, s + batchSize);
+            const bx = new Float32Array(idx.length * per);
+            idx.forEach((i, j) => bx.set(x.subarray(i * per, (i + 1) * per), j * per));
+            const adv = await attack.run(oracle, { x: bx, labels: Int32Array.from(idx, (i) => y[i]), ids: idx.map((i) => rows[i]) }, { eps, targeted: false, seed: streamSeed(o.seed, 'ensemble', name, setting.source, eps) });
+            passes += attack.passes * idx.length * (o.noise ? eotSamples : 1);
+            idx.forEach((i, j) => made.set(key(i), adv.slice(j * per, (j + 1) * per)));
+            progress.tick(idx.length);
+          }
+          progress.tick(n - missing.length);
+          const advAll = new Float32Array(todo.length * per);
+          todo.forEach((i, j) => advAll.set(made.get(key(i))!, j * per));
+          const ok = await judge(setting.target, advAll, todo, `${setting.name}:${name}:${eps}`);
+          let broken = 0;
+          todo.forEach((i, j) => {
+            if (!ok[j]) {
+              robust[i] = 0;
+              broken++;
+            }
+          });
+          const left = robust.reduce((a, b) => a + b, 0);
+          members.push({ member: name, attacked: todo.length, broken, accuracyAfter: left / n, seconds: (Date.now() - t0) / 1000 });
+        }
+        resultRows.push(row(setting.name, setting.source, setting.target, eps, n, cleanOk.get(setting.target)!, robust, members));
+      }
+    }
+  } finally {
+    progress.stop();
+    await forward.release();
+    for (const or of oracles.values()) await or.release();
+  }
+
+  const combined: EnsembleRow[] = [];
+  for (const c of ENSEMBLE_COMBINED) {
+    for (const eps of o.eps) {
+      const parts = c.of.map((s) => resultRows.find((r) => r.setting === s && r.eps === eps));
+      if (parts.some((p) => !p)) continue;
+      const robust = Uint8Array.from({ length: n }, (_, i) => (parts.every((p) => p!.outcomes[i] === '1') ? 1 : 0));
+      const target = parts[0]!.target;
+      const clean = cleanRecords.find((r) => r.model === target)!;
+      const cleanOk = Uint8Array.from({ length: n }, () => 0);
+      const r = row(c.name, c.of.join('+'), target, eps, n, cleanOk, robust, []);
+      r.cleanCorrect = clean.correct;
+      r.relative = clean.correct > 0 ? r.robust / clean.correct : null;
+      combined.push(r);
+    }
+  }
+  const comparisons: EnsembleComparison[] = [];
+  const pairs: [string, string][] = [
+    ['defended', 'autoencoder-all'],
+    ['whitebox', 'autoencoder'],
+    ['whitebox-bpda', 'autoencoder-bpda'],
+  ];
+  for (const eps of o.eps) {
+    for (const [a, b] of pairs) {
+      const ra = [...resultRows, ...combined].find((r) => r.setting === a && r.eps === eps);
+      const rb = [...resultRows, ...combined].find((r) => r.setting === b && r.eps === eps);
+      if (!ra || !rb) continue;
+      const c = pairedCounts(ra.outcomes, rb.outcomes);
+      comparisons.push({ eps, a, b, onlyA: c.onlyA, onlyB: c.onlyB, p: mcnemar(c.onlyA, c.onlyB) });
+    }
+  }
+  const files: Record<string, string> = {};
+  for (const [key, ref] of Object.entries(m.files)) if (ref) files[key] = ref.sha256;
+  return {
+    schema: ENSEMBLE_SCHEMA,
+    version: 1,
+    modelSet: { name: m.name, version: m.version, files },
+    data: { source: data.description, size: ds.size, selected: n, limit: o.limit ?? null },
+    config: {
+      settings: o.settings.map((s) => s.name),
+      members: [...o.members],
+      params: { ...params, rho: 0.75, alpha: 0.75 },
+      eps: [...o.eps],
+      noise: noiseId(o.noise ?? null),
+      eotSamples: o.noise ? eotSamples : null,
+      seed: o.seed,
+    },
+    images: { ids: rows },
+    clean: cleanRecords,
+    rows: resultRows,
+    combined,
+    comparisons,
+    run: { tool: 's2s eval --attacks ensemble', startedAt: new Date(started).toISOString(), seconds: (Date.now() - started) / 1000, cpuSeconds: cpuSince(cpu0), gradientPasses: passes, batchSize },
+  };
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+}
+
+function row(setting: string, source: string, target: ModelKey, eps: number, n: number, cleanOk: Uint8Array, robust: Uint8Array, members: MemberRecord[]): EnsembleRow {
+  const cleanCorrect = cleanOk.reduce((a, b) => a + b, 0);
+  const r = robust.reduce((a, b) => a + b, 0);
+  return {
+    setting,
+    source,
+    target,
+    eps,
+    n,
+    cleanCorrect,
+    robust: r,
+    accuracy: n > 0 ? r / n : 0,
+    ci: wilson(r, n),
+    relative: cleanCorrect > 0 ? r / cleanCorrect : null,
+    members,
+    outcomes: Array.from(robust, (v) => (v ? '1' : '0')).join(''),
+  };
+}

@@ -1,0 +1,41 @@
+import { UserError } from '../../util/errors';
+import { Stage2Recipe, checkRecipe } from './recipe';
+
+/**
+ * The named stage-2 recipes (`s2s train s2snet --recipe NAME`). σ and ε are
+ * in pixel units of [0, 1] images.
+ */
+export const RECIPES: readonly Stage2Recipe[] = [
+  { name: 'paper-ce', loss: 'ce', description: "the paper's stage 2: CE(f(s(x)), y) on clean images (the committed S2SNet's recipe)" },
+  { name: 'paper-kl', loss: 'kl', description: 'label-free: KL(f(x) ‖ f(s(x))) on clean images' },
+  { name: 'noise-ce', loss: 'ce', noise: { kind: 'gaussian', sigma: 0.1 }, description: 'CE(f(s(clip(x + n))), y), n ~ N(0, 0.1²) drawn per image and step' },
+  { name: 'noise-kl', loss: 'kl', noise: { kind: 'gaussian', sigma: 0.1 }, description: 'KL(f(x) ‖ f(s(clip(x + n)))), n ~ N(0, 0.1²): reference on the clean image' },
+  {
+    name: 'stability',
+    loss: 'kl',
+    noise: { kind: 'gaussian', sigma: 0.25 },
+    description:
+      "Salman et al. 2020's stability objective for denoised smoothing: f's output on the clean image as the target for f(s(x + δ)), δ ~ N(0, σ²), σ = 0.25 (soft targets: KL, which has CE's gradient)",
+  },
+  { name: 'denoise', loss: 'mse', noise: { kind: 'gaussian', sigma: 0.1 }, description: 'denoising autoencoder baseline: ‖s(clip(x + n)) − x‖², n ~ N(0, 0.1²); no classifier, no labels' },
+  {
+    name: 'adversarial-f',
+    loss: 'ce',
+    adversarial: { against: 'f', attack: 'fgsm', epsMax: 0.1, iterations: 1, fraction: 0.5 },
+    description: 'classifier-guided denoiser (HGD-like): half of each batch FGSM examples of f with ε ~ U(0, 0.1) made afresh every step, CE(f(s(x′)), y) on them and on the clean half',
+  },
+];
+
+export const RECIPE_NAMES = RECIPES.map((r) => r.name);
+
+/** A named recipe, with `--noise-sigma` style overrides applied. */
+export function recipeByName(name: string, overrides: { sigma?: number; noiseKind?: 'gaussian' | 'uniform' | 'sign' } = {}): Stage2Recipe {
+  const base = RECIPES.find((r) => r.name === name);
+  if (!base) throw new UserError(`unknown stage-2 recipe '${name}' (known: ${RECIPE_NAMES.join(', ')})`);
+  const r: Stage2Recipe = { ...base, noise: base.noise ? { ...base.noise } : undefined, adversarial: base.adversarial ? { ...base.adversarial } : undefined };
+  if (overrides.sigma !== undefined || overrides.noiseKind !== undefined) {
+    r.noise = { kind: overrides.noiseKind ?? r.noise?.kind ?? 'gaussian', sigma: overrides.sigma ?? r.noise?.sigma ?? 0.1 };
+    r.name = `${r.name}(${r.noise.kind}:${r.noise.sigma})`;
+  }
+  return checkRecipe(r);
+}

@@ -1,0 +1,61 @@
+import { NoiseSpec } from '../../attacks/noise';
+import { UserError } from '../../util/errors';
+
+/**
+ * A stage-2 recipe: how the decoder of the S2SNet is fine-tuned. The
+ * encoder and the classifier stay frozen in every recipe (the paper's
+ * structure), so every recipe's S2SNet carries the stage-1 encoder byte for
+ * byte. What varies:
+ *
+ * - `loss`: 'ce' — CE(f(s(x')), y), the paper; 'kl' — KL(f(x) ‖ f(s(x'))),
+ *   label-free, against the classifier on the *clean* image; 'mse' —
+ *   ‖s(x') − x‖², no classifier at all (a denoising autoencoder);
+ * - `noise`: x' = clip(x + n) with n drawn afresh for every image of every
+ *   step (inside the training graph: noise-graph.ts);
+ * - `adversarial`: x' is, for a fraction of each batch, an FGSM/PGD example
+ *   of the frozen classifier f with ε drawn uniformly per image
+ *   (adversarial-data.ts), the other images clean — their CE term is what
+ *   keeps clean accuracy.
+ */
+export type RecipeLoss = 'ce' | 'kl' | 'mse';
+
+export interface AdversarialInputs {
+  /** the model whose gradients make the examples: the frozen classifier */
+  against: 'f';
+  attack: 'fgsm' | 'pgd';
+  /** per image ε ~ U(0, epsMax) */
+  epsMax: number;
+  /** PGD iterations (fgsm: 1) */
+  iterations: number;
+  /** fraction of each batch replaced by adversarial examples */
+  fraction: number;
+}
+
+export interface Stage2Recipe {
+  name: string;
+  description: string;
+  loss: RecipeLoss;
+  noise?: NoiseSpec;
+  adversarial?: AdversarialInputs;
+}
+
+export function checkRecipe(r: Stage2Recipe): Stage2Recipe {
+  if (!['ce', 'kl', 'mse'].includes(r.loss)) throw new UserError(`recipe '${r.name}': loss must be ce, kl or mse, got '${r.loss}'`);
+  if (r.noise && !(r.noise.sigma > 0 && r.noise.sigma <= 1)) throw new UserError(`recipe '${r.name}': noise σ must be in (0, 1], got ${r.noise.sigma}`);
+  const a = r.adversarial;
+  if (a) {
+    if (r.loss === 'mse') throw new UserError(`recipe '${r.name}': adversarial inputs need a classifier loss (ce or kl), not mse`);
+    if (!(a.epsMax > 0 && a.epsMax <= 1)) throw new UserError(`recipe '${r.name}': adversarial epsMax must be in (0, 1], got ${a.epsMax}`);
+    if (!(a.fraction > 0 && a.fraction <= 1)) throw new UserError(`recipe '${r.name}': adversarial fraction must be in (0, 1], got ${a.fraction}`);
+    if (!(Number.isInteger(a.iterations) && a.iterations >= 1)) throw new UserError(`recipe '${r.name}': adversarial iterations must be a positive integer`);
+  }
+  return r;
+}
+
+/** Key of the S2SNet's ONNX metadata that carries its recipe and stage settings (JSON), so `s2s train set` can put them in the manifest. */
+export const STAGE2_RECIPE_METADATA = 's2s.stage2.recipe';
+
+/** What the manifest records about a recipe. */
+export function recipeRecord(r: Stage2Recipe): Record<string, unknown> {
+  return { recipe: r.name, description: r.description, loss: r.loss, ...(r.noise ? { noise: `${r.noise.kind}:${r.noise.sigma}` } : {}), ...(r.adversarial ? { adversarial: { ...r.adversarial } } : {}) };
+}

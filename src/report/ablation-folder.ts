@@ -1,0 +1,58 @@
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EnsembleResults } from '../evaluation/ensemble';
+import { UserError } from '../util/errors';
+import { AblationEntry, ablationMarkdown } from './ablation';
+import { readEnsembleResults } from './ensemble-summary';
+
+/**
+ * Reads an ablation folder and rewrites the table block of its README:
+ *
+ *   DIR/baseline/ensemble.json      the run that holds f ∘ AE (and the committed f ∘ s)
+ *   DIR/<recipe>/ensemble.json      `s2s eval --attacks ensemble` on the recipe's set
+ *   DIR/<recipe>/manifest.json      the set's manifest (clean top-1, training settings)
+ *   DIR/<recipe>/detector.json      `s2s eval --attacks bim --settings undefended --eps 0.05` (its detection AUC)
+ *   DIR/<recipe>/train.json         the `s2s train s2snet` summary (wall and CPU seconds), if the recipe was trained here
+ *
+ * Recipes appear in the order of DIR/order.json (a list of folder names) when present.
+ */
+const START = '<!-- ablation:table -->';
+const END = '<!-- /ablation:table -->';
+
+function json<T>(path: string): T | null {
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T) : null;
+}
+
+export function readAblation(dir: string): { baseline: EnsembleResults; entries: AblationEntry[] } {
+  const baseline = readEnsembleResults(join(dir, 'baseline', 'ensemble.json'));
+  const order = json<string[]>(join(dir, 'order.json')) ?? readdirSync(dir).filter((d) => existsSync(join(dir, d, 'ensemble.json')) && d !== 'baseline');
+  const entries = order.map((name): AblationEntry => {
+    const d = join(dir, name);
+    const manifest = json<{ description?: string; metrics?: { top1?: { s2snet?: number }; training?: { s2snet?: { description?: string } } } }>(join(d, 'manifest.json'));
+    const detector = json<{ entries: { attack: string; setting: string; eps: number; noise: string; detectionAuc: number | null }[] }>(join(d, 'detector.json'));
+    const train = json<{ steps: number; seconds: number; cpuSeconds?: number; recipe?: { batchSize?: number; description?: string } }>(join(d, 'train.json'));
+    const auc = detector?.entries.find((e) => e.attack === 'bim' && e.setting === 'undefended' && e.eps === 0.05 && e.noise === 'none')?.detectionAuc ?? null;
+    return {
+      recipe: name,
+      description: manifest?.metrics?.training?.s2snet?.description ?? train?.recipe?.description ?? manifest?.description ?? '',
+      ensemble: readEnsembleResults(join(d, 'ensemble.json')),
+      cleanTop1: manifest?.metrics?.top1?.s2snet ?? null,
+      detectorAuc: auc,
+      training: train ? { steps: train.steps, batch: train.recipe?.batchSize ?? 0, seconds: train.seconds, cpuSeconds: train.cpuSeconds ?? 0 } : null,
+    };
+  });
+  return { baseline, entries };
+}
+
+export function writeAblationReadme(dir: string): string {
+  const path = join(dir, 'README.md');
+  if (!existsSync(path)) throw new UserError(`${path} does not exist; write its prose first, with ${START} … ${END} where the table goes`);
+  const text = readFileSync(path, 'utf8');
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) throw new UserError(`${path} has no ${START} … ${END} block`);
+  const { baseline, entries } = readAblation(dir);
+  const next = `${text.slice(0, a + START.length)}\n${ablationMarkdown(entries, baseline)}${text.slice(b)}`;
+  writeFileSync(path, next);
+  return path;
+}
