@@ -78,6 +78,27 @@ describe('POST /v1/certify against s2s certify', () => {
     expect(got.pALower).toBeCloseTo(c.pALower, 12);
     expect(got.timings.runs).toBe(3);
   });
+
+  it('gives the same certificate as the V2 model <set>-certified', async () => {
+    const row = cli.data.rows[0];
+    const pixels = Array.from(loadFashionMnist({ dir: DATA, split: 'test' }).pixels.subarray(row * 784, (row + 1) * 784));
+    const meta = (await call(`${seeded.url}/v2/models/fashion-mnist-certified`)).json();
+    expect(meta.outputs.map((o: { name: string }) => o.name)).toEqual(['class', 'radius', 'p_a_lower']);
+    const r = await postJson(`${seeded.url}/v2/models/fashion-mnist-certified/infer`, {
+      id: 'cert-1',
+      parameters: { n: 200, alpha: 0.001, sigma: 0.25 },
+      inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'UINT8', data: pixels }],
+      outputs: [{ name: 'class' }, { name: 'radius' }],
+    });
+    expect(r.status).toBe(200);
+    const body = r.json();
+    const c = cli.models[0].images[0];
+    expect(body.parameters).toEqual({ base: 'f∘s', norm: 'L2', sigma: 0.25, n: 200, n0: 100, alpha: 0.001, noise: 'seeded (test only)' });
+    expect(body.outputs[0].data).toEqual([c.prediction === 'abstain' ? -1 : c.prediction]);
+    expect(body.outputs[1].data[0]).toBeCloseTo(c.radius, 6);
+    const plain = await postJson(`${seeded.url}/v2/models/fashion-mnist/infer`, { inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'UINT8', data: pixels }], outputs: [{ name: 'radius' }] });
+    expect([plain.status, plain.json().error]).toEqual([400, "model 'fashion-mnist' has no output 'radius' (outputs: probs, score, reconstruction; class and radius belong to 'fashion-mnist-certified')"]);
+  });
 });
 
 describe('POST /v1/certify in production form', () => {

@@ -29,10 +29,19 @@ import { budgetLeft } from '../pipeline';
  * and answers made with it say so.
  */
 
+/** What the certify routes share with the V2 `<set>-certified` models. */
+export interface Certification {
+  /** smoothed classifiers by model-set name */
+  models: Map<string, CertifyingModel>;
+  metrics: CertifyMetrics;
+  /** noise of image i of a request: the CSPRNG, or seeded streams in tests */
+  noiseFor: (imageIndex: number) => NoiseFactory;
+  seeded: boolean;
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    /** smoothed classifiers by model-set name */
-    certifiers: Map<string, CertifyingModel>;
+    certification: Certification;
   }
 }
 
@@ -129,12 +138,12 @@ export const certifyRoutes = fp(async (app: FastifyInstance, opts: CertifyRouteO
   if (p.n > p.maxN) throw new UserError(`certification: the default n ${p.n} exceeds the maximum ${p.maxN} (S2S_CERTIFY_N, S2S_CERTIFY_MAX_N)`);
   if (p.alpha > p.maxAlpha) throw new UserError(`certification: the default alpha ${p.alpha} exceeds the maximum ${p.maxAlpha} (S2S_CERTIFY_ALPHA, S2S_CERTIFY_MAX_ALPHA)`);
   const certifiers = await loadCertifiers(app, config);
-  app.decorate('certifiers', certifiers);
   app.addHook('onClose', async () => {
     await Promise.all([...certifiers.values()].map((c) => c.close()));
   });
   const metrics = new CertifyMetrics(app);
   const noiseFor = opts.testOnlyNoise ?? (() => cryptoNoise);
+  app.decorate('certification', { models: certifiers, metrics, noiseFor, seeded: opts.testOnlyNoise !== undefined });
 
   app.route({
     ...route(opts.doc, 'certify'),
