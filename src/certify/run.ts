@@ -33,7 +33,10 @@ export interface ExtraClassifier {
 export interface CertifyRunOptions {
   models: string;
   bases: BaseKind[];
+  /** bare classifiers smoothed on their own (base f) */
   classifiers: ExtraClassifier[];
+  /** other denoisers in front of the set's classifier (base f ∘ d), e.g. a stage-2 recipe's S2SNet */
+  denoisers?: ExtraClassifier[];
   sigmas: number[];
   n0: number;
   n: number;
@@ -66,7 +69,8 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   if (set.paths.autoencoder) graphs.autoencoder = loadModel(set.paths.autoencoder);
   const bases: Array<{ name: string; base: string; graph: Graph }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k) }));
   for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f') });
-  if (bases.length === 0) throw new UserError('nothing to certify: give --base and/or --classifier');
+  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s') });
+  if (bases.length === 0) throw new UserError('nothing to certify: give --base, --classifier or --denoiser');
 
   const results: CertifyResults = {
     kind: 's2s-certify',
@@ -123,4 +127,27 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   results.cost = { seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSecondsSince(cpu0), threads: o.threads ?? 0 };
   save();
   return results;
+}
+
+/**
+ * Combines runs made with the same draws (n₀, n, α, seed and image rows) into
+ * one document, e.g. a noise-trained classifier certified after the set's models.
+ */
+export function mergeCertifyResults(parts: CertifyResults[], sources: string[]): CertifyResults {
+  if (parts.length === 0) throw new UserError('certify merge: nothing to merge');
+  const [first] = parts;
+  const key = (r: CertifyResults) => JSON.stringify({ n0: r.settings.n0, n: r.settings.n, alpha: r.settings.alpha, seed: r.settings.seed, rows: r.data.rows, set: r.modelSet.name });
+  parts.forEach((r, i) => {
+    if (key(r) !== key(first)) throw new UserError(`certify merge: ${sources[i]} was made with other settings or images than ${sources[0]} (n0, n, alpha, seed, rows and model set must match)`);
+  });
+  const models = parts.flatMap((r) => r.models);
+  const seen = new Set<string>();
+  for (const m of models) {
+    const k = `${m.name}@${m.sigma}`;
+    if (seen.has(k)) throw new UserError(`certify merge: ${m.name} at σ = ${m.sigma} appears twice`);
+    seen.add(k);
+  }
+  const sigmas = [...new Set(models.map((m) => m.sigma))].sort((a, b) => a - b);
+  const cost = parts.every((r) => r.cost) ? { seconds: parts.reduce((a, r) => a + r.cost!.seconds, 0), cpuSeconds: parts.reduce((a, r) => a + r.cost!.cpuSeconds, 0), threads: first.cost!.threads } : undefined;
+  return { ...first, settings: { ...first.settings, sigmas }, models, cost, complete: parts.every((r) => r.complete) };
 }

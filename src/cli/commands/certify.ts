@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASE_KINDS, parseBaseKind } from '../../certify/base-classifier';
-import { writeCertifyReport } from '../../certify/report';
+import { certifyMarkdown, readCertifyResults, writeCertifyReport } from '../../certify/report';
 import { CERTIFY_FILE } from '../../certify/results';
-import { ExtraClassifier, runCertification } from '../../certify/run';
+import { ExtraClassifier, mergeCertifyResults, runCertification } from '../../certify/run';
 import { parseEpsList, parseNumber, positiveInt } from '../../evaluation/options';
 import { parseProvider } from '../../runtime/providers';
 import { UserError } from '../../util/errors';
@@ -13,6 +13,7 @@ interface CertifyFlags {
   models?: string;
   base: string;
   classifier: string[];
+  denoiser: string[];
   sigma: string;
   n: string;
   n0: string;
@@ -41,12 +42,15 @@ function parseClassifier(v: string): ExtraClassifier {
  * — and on extra classifier files; writes OUT/certify.json and OUT/certify.html.
  */
 export function register(program: Command): void {
-  program
+  program.enablePositionalOptions();
+  const cmd = program
     .command('certify')
+    .enablePositionalOptions()
     .description('certified L2 robustness by randomized smoothing (CERTIFY with Clopper-Pearson bounds); writes OUT/certify.json and OUT/certify.html')
     .option('--models <dir>', 'model set folder (models/<set> with manifest.json); required')
     .option('--base <list>', `base classifiers of the set to smooth, comma-separated: ${BASE_KINDS.join(', ')} (also fs, fae)`, 'f,f∘s')
     .option('--classifier <name=file>', 'an extra classifier to smooth on its own, e.g. one trained with --gaussian-augment (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--denoiser <name=file>', "another denoiser in front of the set's classifier (input 'input', output 'reconstruction'), e.g. a stability-trained S2SNet (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--sigma <list>', 'noise levels σ (pixels in [0, 1]), comma-separated', '0.25')
     .option('--n <n>', 'estimation draws per image', '10000')
     .option('--n0 <n>', 'selection draws per image', '100')
@@ -68,6 +72,7 @@ export function register(program: Command): void {
         models: o.models,
         bases,
         classifiers: o.classifier.map(parseClassifier),
+        denoisers: o.denoiser.map(parseClassifier),
         sigmas: parseEpsList(o.sigma, '--sigma'),
         n: positiveInt(o.n, '--n')!,
         n0: positiveInt(o.n0, '--n0')!,
@@ -82,5 +87,25 @@ export function register(program: Command): void {
       });
       process.stderr.write(`wrote ${join(o.out, CERTIFY_FILE)}\n`);
       if (o.report) process.stderr.write(`wrote ${await writeCertifyReport(o.out)}\n`);
+    });
+
+  cmd
+    .command('merge')
+    .description('combine certify.json files made with the same draws (n0, n, alpha, seed, images) into one, with its report')
+    .argument('<runs...>', 'certify OUT folders')
+    .requiredOption('--out <dir>', 'output folder')
+    .action(async (runs: string[], o: { out: string }) => {
+      const merged = mergeCertifyResults(runs.map(readCertifyResults), runs);
+      mkdirSync(o.out, { recursive: true });
+      writeFileSync(join(o.out, CERTIFY_FILE), JSON.stringify(merged, null, 1) + '\n');
+      process.stderr.write(`wrote ${join(o.out, CERTIFY_FILE)} (${merged.models.length} models)\nwrote ${await writeCertifyReport(o.out)}\n`);
+    });
+
+  cmd
+    .command('summary')
+    .description('print the certified-accuracy table of DIR/certify.json as Markdown')
+    .argument('<dir>', 'a certify OUT folder')
+    .action((dir: string) => {
+      process.stdout.write(certifyMarkdown(readCertifyResults(dir)));
     });
 }
