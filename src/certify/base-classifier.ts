@@ -62,8 +62,20 @@ function needIo(g: Graph, what: string, input: string, output: string): void {
   if (g.opset < SERVING_OPSET) throw new UserError(`${what} uses opset ${g.opset}; certification needs opset ≥ ${SERVING_OPSET}`);
 }
 
-/** h for one base kind, from the manifest and the set's graphs by file key. */
-export function buildBaseClassifier(m: Manifest, graphs: { classifier: Graph; s2snet?: Graph; autoencoder?: Graph }, kind: BaseKind): Graph {
+/** z → clip(z, 0, 1) under the name 'reconstruction', so it composes like a denoiser. */
+function clipGraph(m: Manifest): Graph {
+  const b = new GraphBuilder('clip', { opset: SERVING_OPSET });
+  b.output(b.clip(b.input('input', imageShape(m)), 0, 1), 'reconstruction');
+  return b.build();
+}
+
+/**
+ * h for one base kind, from the manifest and the set's graphs by file key.
+ * `clip` clips x + δ to [0, 1] first (h is then f(s(clip(z)))): still a base
+ * classifier like any other for the certificate, and what a denoiser trained
+ * on clipped noisy images (the stage-2 recipes) expects.
+ */
+export function buildBaseClassifier(m: Manifest, graphs: { classifier: Graph; s2snet?: Graph; autoencoder?: Graph }, kind: BaseKind, clip = false): Graph {
   needIo(graphs.classifier, `model set '${m.name}': the classifier`, 'input', 'logits');
   const key = denoiserKey(kind);
   let front = normaliseGraph(m);
@@ -76,6 +88,7 @@ export function buildBaseClassifier(m: Manifest, graphs: { classifier: Graph; s2
       prefix: 'normalise/',
     }).graph;
   }
+  if (clip) front = composeGraphs(clipGraph(m), front, { connect: [['reconstruction', 'input']], prefix: 'front/' }).graph;
   const normalised = front.outputs[0].name;
   const withF = composeGraphs(front, graphs.classifier, { connect: [[normalised, 'input']], prefix: 'classifier/' });
   const logits = withF.renamed.get('logits') ?? 'logits';

@@ -29,6 +29,8 @@ export interface ModelCertification {
   /** where h came from: the set's base kind or a classifier file */
   base: string;
   sigma: number;
+  /** x + δ clipped to [0, 1] before h */
+  clip?: boolean;
   images: ImageCertificate[];
   summary: CertificationSummary;
 }
@@ -47,7 +49,7 @@ export interface CertifyResults {
   kind: 's2s-certify';
   version: 1;
   modelSet: { name: string; version: string; dir: string };
-  settings: { n0: number; n: number; alpha: number; seed: number; batch: number; sigmas: number[]; limit?: number; noise: 'seeded' };
+  settings: { n0: number; n: number; alpha: number; seed: number; batch: number; sigmas: number[]; limit?: number; noise: 'seeded'; clip?: boolean };
   data: { source: string; size: number; rows: number[] };
   models: ModelCertification[];
   /** wall clock and CPU time of the whole run */

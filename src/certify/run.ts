@@ -47,6 +47,8 @@ export interface CertifyRunOptions {
   data?: string;
   provider?: ProviderChoice;
   threads?: number;
+  /** clip x + δ to [0, 1] before h (see buildBaseClassifier) */
+  clip?: boolean;
   out: string;
   log?: (line: string) => void;
 }
@@ -67,16 +69,16 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   const graphs: { classifier: Graph; s2snet?: Graph; autoencoder?: Graph } = { classifier: loadModel(set.paths.classifier) };
   if (set.paths.s2snet) graphs.s2snet = loadModel(set.paths.s2snet);
   if (set.paths.autoencoder) graphs.autoencoder = loadModel(set.paths.autoencoder);
-  const bases: Array<{ name: string; base: string; graph: Graph }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k) }));
-  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f') });
-  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s') });
+  const bases: Array<{ name: string; base: string; graph: Graph }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k, o.clip) }));
+  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f', o.clip) });
+  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s', o.clip) });
   if (bases.length === 0) throw new UserError('nothing to certify: give --base, --classifier or --denoiser');
 
   const results: CertifyResults = {
     kind: 's2s-certify',
     version: 1,
     modelSet: { name: m.name, version: m.version, dir: set.dir },
-    settings: { n0: o.n0, n: o.n, alpha: o.alpha, seed: o.seed, batch: o.batch, sigmas: o.sigmas, limit: o.limit, noise: 'seeded' },
+    settings: { n0: o.n0, n: o.n, alpha: o.alpha, seed: o.seed, batch: o.batch, sigmas: o.sigmas, limit: o.limit, noise: 'seeded', clip: o.clip ?? false },
     data: { source: data.description, size: data.dataset.size, rows },
     models: [],
     complete: false,
@@ -88,7 +90,7 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
     const session = await openBaseSession(b.graph, shape, { provider: o.provider, intraOpThreads: o.threads, label: `${b.name} (base classifier)` });
     try {
       for (const sigma of o.sigmas) {
-        const entry: ModelCertification = { name: b.name, base: b.base, sigma, images: [], summary: summarise([]) };
+        const entry: ModelCertification = { name: b.name, base: b.base, sigma, clip: o.clip ?? false, images: [], summary: summarise([]) };
         results.models.push(entry);
         const started = performance.now();
         for (let i = 0; i < rows.length; i++) {

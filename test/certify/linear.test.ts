@@ -121,3 +121,21 @@ describe('CSPRNG noise', () => {
     expect(Math.abs(sd - 0.5)).toBeLessThan(0.01);
   });
 });
+
+describe('clipping x + δ (base classifier f(clip(z)))', () => {
+  it('feeds the classifier [0, 1] values', async () => {
+    const f = linearClassifier([new Array(D).fill(0), new Array(D).fill(1)], [0, -0.5], SHAPE);
+    const clipped = await openBaseSession(buildBaseClassifier(manifest, { classifier: f }, 'f', true), SHAPE, { label: 'clipped', intraOpThreads: 1 });
+    const plain = await openBaseSession(buildBaseClassifier(manifest, { classifier: f }, 'f'), SHAPE, { label: 'plain', intraOpThreads: 1 });
+    try {
+      // Σ of 15 pixels at 0.1 is 1.5; the first pixel at −4 makes the plain sum negative, clipped to 0 it does not.
+      const v = new Float32Array(D).fill(0.1);
+      v[0] = -4;
+      expect(Array.from(await plain.run(v, 1), Number)).toEqual([0]);
+      expect(Array.from(await clipped.run(v, 1), Number)).toEqual([1]);
+    } finally {
+      await clipped.session.release();
+      await plain.session.release();
+    }
+  });
+});

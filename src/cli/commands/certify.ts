@@ -25,12 +25,13 @@ interface CertifyFlags {
   provider: string;
   threads?: string;
   report: boolean;
+  clip?: boolean;
   out?: string;
 }
 
 /** `noisy025=out/f-noise.onnx` → { name, path } */
 function parseClassifier(v: string): ExtraClassifier {
-  const m = /^([^=]+)=(.+)$/.exec(v.trim());
+  const m = /^(.+)=([^=]+)$/.exec(v.trim());
   if (!m) throw new UserError(`--classifier '${v}' is not NAME=FILE (e.g. gauss0.25=f-gauss.onnx)`);
   if (!existsSync(m[2])) throw new UserError(`--classifier ${m[1]}: ${m[2]} does not exist`);
   return { name: m[1].trim(), path: m[2] };
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     .option('--data <dir>', 'test data: a Fashion-MNIST IDX folder or an image folder (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
     .option('--threads <n>', 'intra-op threads (default: all cores)')
+    .option('--clip', 'clip x + δ to [0, 1] before the base classifier (for denoisers trained on clipped noisy images)')
     .option('--no-report', 'write certify.json only')
     .option('--out <dir>', 'output folder; required')
     .action(async (o: CertifyFlags) => {
@@ -83,6 +85,7 @@ export function register(program: Command): void {
         data: o.data,
         provider: parseProvider(o.provider),
         threads: positiveInt(o.threads, '--threads'),
+        clip: o.clip ?? false,
         out: o.out,
       });
       process.stderr.write(`wrote ${join(o.out, CERTIFY_FILE)}\n`);
