@@ -70,7 +70,9 @@ export class CertifyMetrics {
       registers,
     });
     this.abstentions = new Counter({ name: 's2s_certify_abstentions_total', help: 'Images for which certification abstained.', labelNames: ['model'] as const, registers });
+    // Every series exists from the start, so dashboards and rate() see 0 rather than "no data".
     for (const name of app.models.names()) {
+      this.radius.zero({ model: name });
       this.abstentions.inc({ model: name }, 0);
     }
   }
