@@ -1,4 +1,4 @@
-import { Batcher, BatcherObserver } from '../serving/batcher';
+import { Batcher, BatcherObserver, OverloadError } from '../serving/batcher';
 import type { ModelSet } from '../models/loader';
 import type { Manifest } from '../models/manifest';
 import { loadModel } from '../onnx/io';
@@ -30,8 +30,12 @@ export interface CertifyingOptions {
   policy: CertifyPolicy;
   provider: ProviderChoice;
   intraOpThreads: number;
-  /** chunks queued at most (beyond it: 503) */
-  queueLimit: number;
+  /**
+   * images being certified at once at most; a request that would exceed it
+   * is refused whole with a 503 before any draw (never half-way). Each holds
+   * up to two chunks of noisy copies in memory (batch × C·H·W floats each).
+   */
+  maxImages: number;
   logger?: RuntimeLogger;
   observer?: BatcherObserver;
 }
@@ -53,16 +57,18 @@ export function servedBase(m: Manifest): BaseKind {
 
 export class CertifyingModel {
   readonly batcher: Batcher<DrawChunk, ArrayLike<number | bigint>>;
+  private inFlight = 0;
 
   private constructor(
     readonly manifest: Manifest,
     readonly base: BaseKind,
     private readonly h: BaseSession,
     readonly policy: CertifyPolicy,
-    queueLimit: number,
-    observer?: BatcherObserver,
+    readonly maxImages: number,
+    private readonly observer?: BatcherObserver,
   ) {
-    this.batcher = new Batcher((chunks) => this.runChunks(chunks), { maxBatch: 1, maxDelayMs: 0, queueLimit }, observer);
+    // Admission (below) keeps at most one queued chunk per admitted image, so the queue never refuses one.
+    this.batcher = new Batcher((chunks) => this.runChunks(chunks), { maxBatch: 1, maxDelayMs: 0, queueLimit: maxImages }, observer);
   }
 
   static async load(set: ModelSet, o: CertifyingOptions): Promise<CertifyingModel> {
@@ -78,7 +84,7 @@ export class CertifyingModel {
       logger: o.logger,
       allowSpinning: false,
     });
-    return new CertifyingModel(m, base, h, o.policy, o.queueLimit, o.observer);
+    return new CertifyingModel(m, base, h, o.policy, Math.max(1, o.maxImages), o.observer);
   }
 
   get name(): string {
@@ -94,6 +100,20 @@ export class CertifyingModel {
     const out: Array<ArrayLike<number | bigint>> = [];
     for (const c of chunks) out.push(await this.h.run(c.noisy, c.count));
     return out;
+  }
+
+  /** CERTIFY for a request's images, all admitted at once or refused with a 503. */
+  async certifyAll(pixels: Float32Array[], s: CertifySettings, noiseFor: (i: number) => NoiseFactory, deadline: number): Promise<ServedCertificate[]> {
+    if (this.inFlight + pixels.length > this.maxImages) {
+      this.observer?.rejected?.('queue_full');
+      throw new OverloadError(`certification is busy (${this.inFlight} of ${this.maxImages} images in progress); retry shortly`, 'queue_full', 1);
+    }
+    this.inFlight += pixels.length;
+    try {
+      return await Promise.all(pixels.map((p, i) => this.certify(p, s, noiseFor(i), deadline)));
+    } finally {
+      this.inFlight -= pixels.length;
+    }
   }
 
   /**

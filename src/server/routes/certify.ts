@@ -101,7 +101,7 @@ export async function certifyImages(
   noiseFor: (i: number) => NoiseFactory,
 ): Promise<ServedCertificate[]> {
   const deadline = performance.now() + budgetMs;
-  const certs = await Promise.all(pixels.map((p, i) => model.certify(p, s, noiseFor(i), deadline)));
+  const certs = await model.certifyAll(pixels, s, noiseFor, deadline);
   for (const c of certs) {
     metrics.radius.observe({ model: model.name }, c.radius);
     if (c.prediction === ABSTAIN) metrics.abstentions.inc({ model: model.name });
@@ -123,7 +123,7 @@ async function loadCertifiers(app: FastifyInstance, config: Config): Promise<Map
         policy: certifyPolicy(config),
         provider: config.provider,
         intraOpThreads: config.threads,
-        queueLimit: config.queueLimit,
+        maxImages: 2 * config.maxParts,
         logger: app.log,
         observer: { rejected: (reason) => app.metrics.reject(reason) },
       }),
