@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import { Counter, Histogram } from 'prom-client';
 import { CertifyingModel, ServedCertificate } from '../../certify/certifying-model';
 import { NoiseFactory, cryptoNoise } from '../../certify/noise-source';
-import { CertifyPolicy, CertifyRequest, resolveCertifySettings } from '../../certify/policy';
+import { CertifyRequest, resolveCertifySettings } from '../../certify/policy';
 import { ABSTAIN, CertifySettings } from '../../certify/smoothing';
 import { loadModelSet } from '../../models/loader';
 import { decodeImage } from '../../serving/image';
@@ -50,10 +50,6 @@ export interface CertifyRouteOptions {
   config: Config;
   /** test only: seeded noise for image i of a request */
   testOnlyNoise?: (imageIndex: number) => NoiseFactory;
-}
-
-export function certifyPolicy(config: Config): CertifyPolicy {
-  return config.certify;
 }
 
 /** Metrics of certification: the radii certified and the abstentions (docs/metrics.md). */
@@ -120,7 +116,7 @@ async function loadCertifiers(app: FastifyInstance, config: Config): Promise<Map
     out.set(
       served.name,
       await CertifyingModel.load(set, {
-        policy: certifyPolicy(config),
+        policy: config.certify,
         provider: config.provider,
         intraOpThreads: config.threads,
         maxImages: 2 * config.maxParts,
