@@ -13,6 +13,7 @@ import { Lifecycle, lifecyclePlugin } from './lifecycle';
 import { loadSheddingPlugin, rateLimitPlugin } from './limits';
 import { Metrics, metricsPlugin } from './metrics';
 import { OpenApiDoc, docsPlugin, loadOpenApi } from './openapi';
+import { CertifyRouteOptions, certifyRoutes } from './routes/certify';
 import { classifyRoutes } from './routes/classify';
 import { healthRoutes } from './routes/health';
 import { v2Routes } from './routes/v2';
@@ -33,6 +34,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   logger: FastifyBaseLogger;
   doc?: OpenApiDoc;
+  /** tests only: seeded certification noise instead of the CSPRNG (never set by `s2s serve`) */
+  testOnlyCertifyNoise?: CertifyRouteOptions['testOnlyNoise'];
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -112,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { doc });
   await app.register(classifyRoutes, { doc, config });
+  await app.register(certifyRoutes, { doc, config, testOnlyNoise: deps.testOnlyCertifyNoise });
   await app.register(v2Routes, { doc, config });
   return app;
 }

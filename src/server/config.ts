@@ -4,6 +4,7 @@ import { UserError } from '../util/errors';
 import type { NoiseKind } from '../models/manifest';
 import type { ProviderChoice } from '../runtime/providers';
 import type { DetectionPolicy } from '../serving/detection';
+import { CERTIFY_N0, CertifyPolicy } from '../certify/policy';
 
 /**
  * Service configuration: one list of options, each settable by an
@@ -37,6 +38,8 @@ export interface Config {
   maxParts: number;
   trustProxy: boolean;
   logLevel: string;
+  /** POST /v1/certify and `<set>-certified` (docs/certification.md) */
+  certify: CertifyPolicy;
 }
 
 /** Repository root: two levels above this file both in src/ (tests) and in dist/ (built). */
@@ -45,7 +48,7 @@ export const PACKAGE_ROOT = resolve(__dirname, '..', '..');
 type Raw = string | undefined;
 
 export interface OptionDef {
-  key: keyof Config | 'apiKeysFile';
+  key: keyof Config | 'apiKeysFile' | `certify.${Exclude<keyof CertifyPolicy, 'n0'>}`;
   env: string;
   /** commander flag, without the value placeholder; absent for secrets (they would show in `ps`) */
   flag?: string;
@@ -80,6 +83,12 @@ export const OPTIONS: OptionDef[] = [
   { key: 'maxPixels', env: 'S2S_MAX_PIXELS', flag: '--max-pixels', arg: 'n', default: '16777216', description: 'largest image (width × height) decoded; bigger ones get 413 before decoding' },
   { key: 'maxParts', env: 'S2S_MAX_PARTS', flag: '--max-parts', arg: 'n', default: '32', description: 'most images per request (multipart parts, JSON images, V2 batch)' },
   { key: 'trustProxy', env: 'S2S_TRUST_PROXY', flag: '--trust-proxy', arg: 'bool', default: 'false', description: 'take the client address from X-Forwarded-For (behind an ingress) for rate limiting and logs' },
+  { key: 'certify.n', env: 'S2S_CERTIFY_N', flag: '--certify-n', arg: 'n', default: '1000', description: '/v1/certify: noise draws per image when the request names none (plus 100 selection draws)' },
+  { key: 'certify.maxN', env: 'S2S_CERTIFY_MAX_N', flag: '--certify-max-n', arg: 'n', default: '10000', description: '/v1/certify: most draws a request may ask for (each is a forward pass)' },
+  { key: 'certify.alpha', env: 'S2S_CERTIFY_ALPHA', flag: '--certify-alpha', arg: 'a', default: '0.001', description: '/v1/certify: failure probability α of a certificate when the request names none' },
+  { key: 'certify.maxAlpha', env: 'S2S_CERTIFY_MAX_ALPHA', flag: '--certify-max-alpha', arg: 'a', default: '0.01', description: '/v1/certify: the largest α (weakest guarantee) a request may ask for' },
+  { key: 'certify.sigma', env: 'S2S_CERTIFY_SIGMA', flag: '--certify-sigma', arg: 'sigma', default: '0.25', description: '/v1/certify: smoothing noise σ when the request names none' },
+  { key: 'certify.batch', env: 'S2S_CERTIFY_BATCH', flag: '--certify-batch', arg: 'n', default: '1000', description: '/v1/certify: noisy copies per session run' },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', arg: 'level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
 
@@ -193,6 +202,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     maxPixels: val('maxPixels', (n, v) => int(n, v, 1), 16777216),
     maxParts: val('maxParts', (n, v) => int(n, v, 1, 4096), 32),
     trustProxy: val('trustProxy', bool, false),
+    certify: {
+      n: val('certify.n', (n, v) => int(n, v, 1, 1e7), 1000),
+      maxN: val('certify.maxN', (n, v) => int(n, v, 1, 1e7), 10000),
+      n0: CERTIFY_N0,
+      alpha: val('certify.alpha', (n, v) => num(n, v, 1e-12, 0.49), 0.001),
+      maxAlpha: val('certify.maxAlpha', (n, v) => num(n, v, 1e-12, 0.49), 0.01),
+      sigma: val('certify.sigma', (n, v) => num(n, v, 1e-6, 1), 0.25),
+      batch: val('certify.batch', (n, v) => int(n, v, 1, 1e6), 1000),
+    },
     logLevel: val('logLevel', (n, v) => oneOf(n, v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
   };
 }

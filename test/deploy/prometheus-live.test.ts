@@ -148,6 +148,11 @@ beforeAll(async () => {
       const status = await send(`${s.url}/v1/classify`, 'POST', body, 'application/json');
       if (status !== 200) throw new Error(`POST /v1/classify (JSON) to ${s.model}: ${status}`);
     }
+    // Certified answers (issue 16), so the certification panels have data too.
+    for (let i = 0; i < 2; i++) {
+      const status = await send(`${s.url}/v1/certify?n=50`, 'POST', await png(i, false), 'image/png');
+      if (status !== 200) throw new Error(`POST /v1/certify to ${s.model}: ${status}`);
+    }
     const corrupt = (await png(1, false)).subarray(0, 40);
     const bad: [string, 'GET' | 'POST', (Buffer | string)?, string?][] = [
       ['/v1/classify', 'POST', Buffer.alloc(0), 'image/png'],

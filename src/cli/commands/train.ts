@@ -169,9 +169,10 @@ export function register(program: Command): void {
       .option('--arch <name>', `architecture to build (${architectureNames('classifier').join(', ')}) [default: ${RECIPE_DEFAULTS.classifier.arch}]`)
       .option('--model <file>', 'start from this ONNX classifier instead (input [N,C,H,W], logits [N,K])')
       .option('--size <n>', "image side for --arch (default: the architecture's)")
-      .option('--channels <n>', "image channels for --arch (default: the architecture's)"),
+      .option('--channels <n>', "image channels for --arch (default: the architecture's)")
+      .option('--gaussian-augment <sigma>', 'train on x + N(0, σ²) (Cohen et al.’s recipe for randomized smoothing; docs/certification.md)'),
     RECIPE_DEFAULTS.classifier,
-  ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string }) => {
+  ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string; gaussianAugment?: string }) => {
     let data: Awaited<ReturnType<typeof trainingData>> | undefined;
     const model = await startingModel(o, 'classifier', async () => {
       // The class count comes from the data; opening it needs the geometry of the architecture.
@@ -182,7 +183,8 @@ export function register(program: Command): void {
       return data.src.labels!.length;
     });
     data ??= await trainingData(o, true, geometryOf(model, 'classifier'));
-    const r = await trainClassifier({ ...common(o), label: 'classifier', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings: settingsOf(o), dataTag: data.tag });
+    const gaussianAugment = positive(o.gaussianAugment, '--gaussian-augment') || undefined;
+    const r = await trainClassifier({ ...common(o), label: 'classifier', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings: settingsOf(o), dataTag: data.tag, gaussianAugment });
     finish(o.out, r.graph, r, { labels: data.src.labels });
   });
 

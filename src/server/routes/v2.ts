@@ -7,6 +7,7 @@ import type { Config } from '../config';
 import { OpenApiDoc, route } from '../openapi';
 import { budgetLeft, runPipeline } from '../pipeline';
 import { countDetections, rejectFlagged } from './classify';
+import { certifiedInfer, certifiedMetadata, certifiedModel } from './v2-certified';
 
 /**
  * Open Inference Protocol (KServe V2), JSON form. The model's one input is
@@ -99,13 +100,17 @@ export async function v2Routes(app: FastifyInstance, opts: { doc: OpenApiDoc; co
 
   app.route({
     ...route(opts.doc, 'modelMetadata'),
-    handler: async (req) => metadata(app.models.get((req.params as { name: string }).name)),
+    handler: async (req) => {
+      const certified = certifiedModel(app, (req.params as { name: string }).name);
+      return certified ? certifiedMetadata(certified) : metadata(app.models.get((req.params as { name: string }).name));
+    },
   });
 
   app.route({
     ...route(opts.doc, 'modelReady'),
     handler: async (req, reply) => {
-      const m = app.models.get((req.params as { name: string }).name);
+      const name = (req.params as { name: string }).name;
+      const m = certifiedModel(app, name) ?? app.models.get(name);
       const ready = app.lifecycle.ready;
       return reply.code(ready ? 200 : 503).send({ name: m.name, ready });
     },
@@ -114,6 +119,8 @@ export async function v2Routes(app: FastifyInstance, opts: { doc: OpenApiDoc; co
   app.route({
     ...route(opts.doc, 'modelInfer'),
     handler: async (req, reply) => {
+      const certified = certifiedModel(app, (req.params as { name: string }).name);
+      if (certified) return certifiedInfer(app, certified, req, reply, config);
       const model = app.models.get((req.params as { name: string }).name);
       const body = req.body as InferRequest;
       const input = body.inputs[0];
@@ -129,6 +136,7 @@ export async function v2Routes(app: FastifyInstance, opts: { doc: OpenApiDoc; co
       const pixels = readTensor(input, s[0] * size);
       const sigma = resolveSigma(model.noise, numberParam(body.parameters, 'noise'));
       const wanted = body.outputs?.map((o) => o.name) ?? ['probs', 'score'];
+      for (const w of wanted as string[]) if (!['probs', 'score', 'reconstruction'].includes(w)) throw new UserError(`model '${model.name}' has no output '${w}' (outputs: probs, score, reconstruction; class and radius belong to '${model.name}-certified')`);
       const { results } = await runPipeline(
         {
           model,

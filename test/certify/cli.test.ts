@@ -1,0 +1,81 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CertifyResults } from '../../src/certify/results';
+import { main } from '../../src/cli/main';
+
+/**
+ * `s2s certify`, `certify merge` and `certify summary` on the committed
+ * default set and the small fixture, run as the user runs them (a process;
+ * the report's vega is ESM-only, which jest's CommonJS sandbox cannot load).
+ */
+
+const ROOT = join(__dirname, '..', '..');
+const SET = join(ROOT, 'models', 'fashion-mnist');
+const DATA = join(ROOT, 'test', 'fixtures', 'fashion-mnist-small');
+const COMMON = ['--n', '60', '--n0', '20', '--limit', '2', '--seed', '3', '--batch', '40', '--threads', '1', '--data', DATA];
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 's2s-certify-cli-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function s2s(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
+}
+const run = (...args: string[]) => s2s('certify', ...args);
+const read = (d: string): CertifyResults => JSON.parse(readFileSync(join(d, 'certify.json'), 'utf8'));
+
+it('writes certify.json per image and a report; merges runs made with the same draws', async () => {
+  expect(run('--models', SET, '--base', 'f', ...COMMON, '--out', join(dir, 'a')).status).toBe(0);
+  expect(run('--models', SET, '--base', '', '--classifier', `copy=${join(SET, 'classifier.onnx')}`, ...COMMON, '--no-report', '--out', join(dir, 'b')).status).toBe(0);
+  const a = read(join(dir, 'a'));
+  expect(a.complete).toBe(true);
+  expect(a.models.map((m) => [m.name, m.sigma, m.images.length])).toEqual([['f', 0.25, 2]]);
+  for (const c of a.models[0].images) {
+    expect(c.correct).toBe(c.prediction !== 'abstain' && c.prediction === c.label);
+    expect(c.radius === 0 || c.prediction !== 'abstain').toBe(true);
+  }
+  // The same classifier file under another name, with the same seeded draws, certifies identically.
+  expect(read(join(dir, 'b')).models[0].images.map((c) => [c.prediction, c.countA])).toEqual(a.models[0].images.map((c) => [c.prediction, c.countA]));
+  expect(readFileSync(join(dir, 'a', 'certify.html'), 'utf8')).toMatch(/<svg/);
+
+  expect(run('merge', join(dir, 'a'), join(dir, 'b'), '--out', join(dir, 'm')).status).toBe(0);
+  expect(read(join(dir, 'm')).models.map((m) => m.name)).toEqual(['f', 'copy']);
+  expect(existsSync(join(dir, 'm', 'certify.html'))).toBe(true);
+
+  const summary = run('summary', join(dir, 'm'));
+  expect(summary.status).toBe(0);
+  expect(summary.stdout).toMatch(/^\| base classifier \| σ \| r = 0 \|/);
+});
+
+it('refuses to merge runs made with other draws', async () => {
+  expect(run('--models', SET, '--base', 'f', ...COMMON, '--no-report', '--out', join(dir, 'a')).status).toBe(0);
+  expect(run('--models', SET, '--base', 'f', ...COMMON, '--seed', '4', '--no-report', '--out', join(dir, 'b')).status).toBe(0);
+  const r = run('merge', join(dir, 'a'), join(dir, 'b'), '--out', join(dir, 'm'));
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/^s2s: certify merge: .* was made with other settings or images/);
+});
+
+it.each([
+  [['--base', 'f', '--out', 'x'], /^s2s: certify: --models <dir> is required\n$/],
+  [['--models', SET, '--base', 'g', '--out', 'x'], /^s2s: unknown base classifier 'g'; use one of f, f∘s, f∘ae\n$/],
+  [['--models', SET, '--sigma', '0', '--out', 'x'], /^s2s: --sigma expects values in \(0, 1\], got '0'\n$/],
+  [['--models', SET, '--alpha', '0.7', '--out', 'x'], /^s2s: --alpha expects a number in \(0, 0.5\), got '0.7'\n$/],
+  [['--models', SET, '--n', 'many', '--out', 'x'], /^s2s: --n expects a positive integer, got 'many'\n$/],
+  [['--models', SET, '--classifier', 'nofile', '--out', 'x'], /^s2s: --classifier 'nofile' is not NAME=FILE/],
+  [['--models', SET, '--classifier', 'a=/nonexistent.onnx', '--out', 'x'], /^s2s: --classifier a: \/nonexistent.onnx does not exist\n$/],
+  [['--models', '/nonexistent', '--out', 'x'], /^s2s: no model set at \/nonexistent/],
+])('bad input %j is one line and exit 2', async (args, message) => {
+  // In-process: these fail before anything would load the report's ESM modules.
+  const err: string[] = [];
+  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
+  try {
+    expect(await main(['node', 's2s', 'certify', ...args])).toBe(2);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(err.join('')).toMatch(message);
+});
