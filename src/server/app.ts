@@ -10,7 +10,7 @@ import type { Config } from './config';
 import { errorsPlugin } from './errors';
 import { bodyParsersPlugin } from './inputs';
 import { Lifecycle, lifecyclePlugin } from './lifecycle';
-import { loadSheddingPlugin, rateLimitPlugin } from './limits';
+import { admissionPlugin, loadSheddingPlugin, rateLimitPlugin } from './limits';
 import { Metrics, metricsPlugin } from './metrics';
 import { OpenApiDoc, docsPlugin, loadOpenApi } from './openapi';
 import { classifyRoutes } from './routes/classify';
@@ -73,7 +73,7 @@ function validators() {
 
 /**
  * The service, composed top to bottom: errors and request ids, metrics,
- * lifecycle, load shedding, auth, rate limits, body parsing, /docs, routes.
+ * lifecycle, admission (connection cap, full queues), load shedding, auth, rate limits, body parsing, /docs, routes.
  * Cross-cutting plugins come first so their hooks cover every route.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -104,6 +104,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorsPlugin, { metrics: deps.metrics });
   await app.register(metricsPlugin, { metrics: deps.metrics });
   await app.register(lifecyclePlugin, { lifecycle: deps.lifecycle });
+  await app.register(admissionPlugin, { maxConnections: config.maxConnections, metrics: deps.metrics });
   await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: config.maxEventLoopDelayMs, metrics: deps.metrics });
   await app.register(authPlugin, { keys: config.apiKeys, metrics: deps.metrics });
   await app.register(rateLimitPlugin, config.rateLimit ? { ...config.rateLimit, metrics: deps.metrics } : { metrics: deps.metrics });

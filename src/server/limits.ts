@@ -1,9 +1,59 @@
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { OverloadError } from '../serving/batcher';
 import type { Metrics } from './metrics';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** false: the door's queue check leaves this POST route alone (it queues no images) */
+    admission?: boolean;
+  }
+}
+
+/**
+ * Admission at the door, before a body is read: a request on a connection
+ * beyond the connection cap, or one that would queue images for a model
+ * whose queue is already full, gets 503 + Retry-After at once. Inference runs
+ * on worker threads, so this answer never waits behind a batch; accepted
+ * requests wait at most about queue limit / capacity. Probes and /metrics
+ * are always answered.
+ */
+export const admissionPlugin = fp(async (app: FastifyInstance, opts: { maxConnections: number; metrics: Metrics }) => {
+  let open = 0;
+  const overCap = new WeakSet<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    open++;
+    if (open > opts.maxConnections) overCap.add(socket);
+    socket.once('close', () => open--);
+  });
+  // Past twice the cap Node closes new connections outright: file descriptors are finite too.
+  app.server.maxConnections = opts.maxConnections * 2;
+
+  app.addHook('onRequest', async (req, reply) => {
+    const config = req.routeOptions.config;
+    if (config?.public) return;
+    if (overCap.has(req.raw.socket)) {
+      opts.metrics.reject('overloaded');
+      reply.header('connection', 'close');
+      throw new OverloadError(`too many open connections (the cap is ${opts.maxConnections}); retry shortly`, 'overloaded', 1);
+    }
+    if (req.method !== 'POST' || config?.admission === false) return;
+    const name = (req.params as { name?: string } | undefined)?.name ?? (req.query as { model?: string } | undefined)?.model;
+    let model;
+    try {
+      model = app.models.get(typeof name === 'string' ? name : undefined);
+    } catch {
+      return; // an unknown model is the route's 404 to give
+    }
+    if (!model.batcher.hasRoom(1)) {
+      opts.metrics.reject('queue_full');
+      throw new OverloadError(`queue full (${model.batcher.depth()} of ${model.batcher.options.queueLimit} images waiting); retry shortly`, 'queue_full', 1);
+    }
+  });
+});
 
 /**
  * Load shedding and rate limiting, both answering before any body is read.
