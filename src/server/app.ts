@@ -108,7 +108,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: config.maxEventLoopDelayMs, metrics: deps.metrics });
   await app.register(authPlugin, { keys: config.apiKeys, metrics: deps.metrics });
   await app.register(rateLimitPlugin, config.rateLimit ? { ...config.rateLimit, metrics: deps.metrics } : { metrics: deps.metrics });
-  await app.register(bodyParsersPlugin, { bodyLimit: config.bodyLimit, maxParts: config.maxParts });
+  const maxImageValues = () => Math.max(1, ...deps.models.all().map((m) => m.imageSize));
+  await app.register(bodyParsersPlugin, { bodyLimit: config.bodyLimit, maxParts: config.maxParts, maxImageValues });
   await app.register(docsPlugin, { doc });
 
   await app.register(healthRoutes, { doc });
