@@ -21,16 +21,22 @@ declare module 'fastify' {
  * requests wait at most about queue limit / capacity. Probes and /metrics
  * are always answered.
  */
+const OVER_CAP_IDLE_MS = 10_000;
+
 export const admissionPlugin = fp(async (app: FastifyInstance, opts: { maxConnections: number; metrics: Metrics }) => {
   let open = 0;
   const overCap = new WeakSet<Socket>();
   app.server.on('connection', (socket: Socket) => {
     open++;
-    if (open > opts.maxConnections) overCap.add(socket);
     socket.once('close', () => open--);
+    if (open > opts.maxConnections) {
+      overCap.add(socket);
+      // an over-cap connection that sends nothing does not get to hold its descriptor for long
+      socket.setTimeout(OVER_CAP_IDLE_MS, () => socket.destroy());
+    }
   });
-  // Past twice the cap Node closes new connections outright: file descriptors are finite too.
-  app.server.maxConnections = opts.maxConnections * 2;
+  // Only far past the cap does Node close new connections outright (a reset): file descriptors are finite too.
+  app.server.maxConnections = opts.maxConnections * 4;
 
   app.addHook('onRequest', async (req, reply) => {
     const config = req.routeOptions.config;
