@@ -53,7 +53,7 @@ const tooLarge = (limit: number) => new UserError(`request body over ${limit} by
 /**
  * application/json, bounded while it streams in: the guard sees each chunk as
  * it arrives, so a body nested too deep (or too wide) is refused at its first
- * offending byte, before the rest is read and before anything is built.
+ * offending byte: nothing more is parsed, buffered or built.
  */
 function boundedJsonParser(o: BodyParserOptions) {
   return (req: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void): void => {
@@ -62,6 +62,7 @@ function boundedJsonParser(o: BodyParserOptions) {
     const guard = new JsonShapeGuard(jsonLimitsFor(req, o));
     const chunks: Buffer[] = [];
     let size = 0;
+    let refused: Error | undefined;
     let finished = false;
     const finish = (err: Error | null, body?: unknown) => {
       if (finished) return;
@@ -73,14 +74,20 @@ function boundedJsonParser(o: BodyParserOptions) {
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > o.bodyLimit) return finish(tooLarge(o.bodyLimit));
+      // Refused: the rest is read and dropped (no parsing, no buffering) so the client, still
+      // sending, gets the 400 instead of a reset; the body limit bounds what that costs.
+      if (refused) return;
       try {
         guard.feed(chunk);
       } catch (e) {
-        return finish(e as Error);
+        refused = e as Error;
+        chunks.length = 0;
+        return;
       }
       chunks.push(chunk);
     };
     const onEnd = () => {
+      if (refused) return finish(refused);
       try {
         finish(null, parseChecked(Buffer.concat(chunks, size)));
       } catch (e) {
