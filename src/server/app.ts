@@ -86,6 +86,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: config.requestTimeoutMs + 5000,
     // Requests already on a connection when shutdown starts are served, not refused.
     return503OnClosing: false,
+    // start.ts decides which connections close at shutdown (lifecycle.ts, trackConnections)
+    forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: true },
     logController: new RequestLog(),
   });

@@ -9,7 +9,7 @@ import { UserError } from '../util/errors';
 import { buildApp } from './app';
 import type { Config } from './config';
 import { watchEventLoopDelay } from './event-loop';
-import { Lifecycle } from './lifecycle';
+import { Lifecycle, trackConnections } from './lifecycle';
 import { Metrics } from './metrics';
 
 /**
@@ -99,6 +99,9 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
     stopWatching();
     throw e;
   });
+  // Node's close() calls closeIdleConnections(); this one also bounds how long a silent new connection may hold the exit.
+  const connections = trackConnections(app.server);
+  app.server.closeIdleConnections = () => connections.closeIdle();
   let markClosed!: () => void;
   const closed = new Promise<void>((r) => (markClosed = r));
   app.addHook('onClose', async () => {
