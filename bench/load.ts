@@ -128,8 +128,8 @@ async function measured<T>(url: string, load: () => Promise<T>, withProbe = true
   return {
     result,
     seconds,
-    loopP99Ms: metric(after, 's2s_event_loop_delay_seconds', 'quantile="0.99"') * 1000,
-    loopMaxMs: metric(after, 's2s_event_loop_delay_seconds', 'quantile="1"') * 1000,
+    loopP99Ms: metric(after, 's2s_event_loop_delay_seconds', 'percentile="99"') * 1000,
+    loopMaxMs: metric(after, 's2s_event_loop_delay_seconds', 'percentile="100"') * 1000,
     liveP99Ms: pct(live.map((s) => s.ms), 99),
     liveFailed: live.filter((s) => s.status !== 200).length,
     meanBatch: batches > 0 ? images / batches : 0,
