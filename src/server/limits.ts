@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { OverloadError } from '../serving/batcher';
+import { sendError } from './errors';
 import type { Metrics } from './metrics';
 
 declare module 'fastify' {
@@ -41,10 +42,12 @@ export const admissionPlugin = fp(async (app: FastifyInstance, opts: { maxConnec
   app.addHook('onRequest', async (req, reply) => {
     const config = req.routeOptions.config;
     if (config?.public) return;
+    // Refusals are answered here, not thrown: under a flood they are most of the traffic, and an
+    // error's stack trace and the error handler's extra log line would be most of their cost.
     if (overCap.has(req.raw.socket)) {
       opts.metrics.reject('overloaded');
       reply.header('connection', 'close');
-      throw new OverloadError(`too many open connections (the cap is ${opts.maxConnections}); retry shortly`, 'overloaded', 1);
+      return sendError(req, reply, { status: 503, code: 'overloaded', message: `too many open connections (the cap is ${opts.maxConnections}); retry shortly`, retryAfter: 1 });
     }
     if (req.method !== 'POST' || config?.admission === false) return;
     const name = (req.params as { name?: string } | undefined)?.name ?? (req.query as { model?: string } | undefined)?.model;
@@ -56,7 +59,7 @@ export const admissionPlugin = fp(async (app: FastifyInstance, opts: { maxConnec
     }
     if (!model.batcher.hasRoom(1)) {
       opts.metrics.reject('queue_full');
-      throw new OverloadError(`queue full (${model.batcher.depth()} of ${model.batcher.options.queueLimit} images waiting); retry shortly`, 'queue_full', 1);
+      return sendError(req, reply, { status: 503, code: 'queue_full', message: `queue full (${model.batcher.depth()} of ${model.batcher.options.queueLimit} images waiting); retry shortly`, retryAfter: 1 });
     }
   });
 });

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { Logger } from 'pino';
+import sharp from 'sharp';
 import { loadModelSet } from '../models/loader';
 import { ModelRegistry, selectModelSets } from '../models/registry';
 import { allowedCores } from '../runtime/cpu-budget';
@@ -84,6 +85,8 @@ export async function loadModels(config: Config, metrics: Metrics, logger: Logge
 
 export async function startServer(config: Config, opts: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel);
+  // libvips's operation cache only helps when the same image comes twice; a server's images do not.
+  sharp.cache(false);
   const metrics = new Metrics();
   const lifecycle = new Lifecycle(metrics);
   const stopWatching = watchEventLoopDelay(metrics.registry);
