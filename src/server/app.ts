@@ -43,6 +43,8 @@ function requestId(req: IncomingMessage): string {
   return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
 }
 
+const isOverloadRefusal = (reply: FastifyReply) => reply.getHeader('retry-after') !== undefined;
+
 /** One log line per request, when it completes (the arrival line is debug). Never bodies or headers. */
 class RequestLog extends LogController {
   override incomingRequest(req: FastifyRequest): void {
@@ -51,6 +53,8 @@ class RequestLog extends LogController {
   override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
     const line = { method: req.method, url: req.url, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 };
     if (error) req.log.error({ ...line, err: error }, 'request errored');
+    // Under a flood, overload refusals (503 + Retry-After) are most requests: s2s_rejections_total counts them; a line each would cost more than refusing.
+    else if (reply.statusCode === 503 && isOverloadRefusal(reply)) req.log.debug(line, 'request completed');
     else req.log.info(line, 'request completed');
   }
 }
