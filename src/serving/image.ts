@@ -72,6 +72,7 @@ async function decodeError(bytes: Uint8Array, label: string, e: unknown, limit: 
     const size = m?.width && m?.height ? `${m.width}×${m.height} = ${m.width * m.height} pixels` : 'over the pixel limit';
     return new UserError(`${label} is ${size}; the limit is ${limit.what}`, 413);
   }
+  if (/timeout/i.test(msg)) return new UserError(`${label} took too long to decode; send a smaller image`, 413);
   // libvips messages name the loader and the problem ("VipsJpeg: Premature end of input file"); no pixel data.
   return new UserError(`${label}: could not decode the image (${msg.split('\n')[0].slice(0, 200)})`, 400);
 }
