@@ -35,6 +35,7 @@ import { loadModel, saveModel } from '../src/onnx/io';
 import { createSession } from '../src/runtime/session';
 import { buildServingGraph } from '../src/serving/graph';
 import { decodeImage, geometryOf } from '../src/serving/image';
+import { inferenceThreads } from '../src/server/start';
 
 /** The part of autocannon's result this bench reads (the package ships no types). */
 interface LoadResult {
@@ -145,7 +146,8 @@ async function main() {
   // alternate between them, so both see the same background load on a shared machine.
   const { url, child } = await startService(modelsDir, model);
   const graphs = { classifier: loadModel(set.paths.classifier), s2snet: loadModel(set.paths.s2snet) };
-  const session = await createSession(buildServingGraph(set.manifest, graphs), { intraOpThreads: Number(threads) });
+  // The service's own settings: its thread count (0 resolved as the service resolves it) and no spinning.
+  const session = await createSession(buildServingGraph(set.manifest, graphs), { intraOpThreads: inferenceThreads({ threads: Number(threads), inferenceWorkers: 1 }), allowSpinning: false });
   const pixels = await decodeImage(png, geo, 1e8);
   const size = pixels.length;
   const feeds = (n: number) => {

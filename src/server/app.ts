@@ -10,7 +10,7 @@ import type { Config } from './config';
 import { errorsPlugin } from './errors';
 import { bodyParsersPlugin } from './inputs';
 import { Lifecycle, lifecyclePlugin } from './lifecycle';
-import { loadSheddingPlugin, rateLimitPlugin } from './limits';
+import { admissionPlugin, loadSheddingPlugin, rateLimitPlugin } from './limits';
 import { Metrics, metricsPlugin } from './metrics';
 import { OpenApiDoc, docsPlugin, loadOpenApi } from './openapi';
 import { CertifyRouteOptions, certifyRoutes } from './routes/certify';
@@ -46,6 +46,8 @@ function requestId(req: IncomingMessage): string {
   return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
 }
 
+const isOverloadRefusal = (reply: FastifyReply) => reply.getHeader('retry-after') !== undefined;
+
 /** One log line per request, when it completes (the arrival line is debug). Never bodies or headers. */
 class RequestLog extends LogController {
   override incomingRequest(req: FastifyRequest): void {
@@ -54,6 +56,8 @@ class RequestLog extends LogController {
   override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
     const line = { method: req.method, url: req.url, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 };
     if (error) req.log.error({ ...line, err: error }, 'request errored');
+    // Under a flood, overload refusals (503 + Retry-After) are most requests: s2s_rejections_total counts them; a line each would cost more than refusing.
+    else if (reply.statusCode === 503 && isOverloadRefusal(reply)) req.log.debug(line, 'request completed');
     else req.log.info(line, 'request completed');
   }
 }
@@ -76,7 +80,7 @@ function validators() {
 
 /**
  * The service, composed top to bottom: errors and request ids, metrics,
- * lifecycle, load shedding, auth, rate limits, body parsing, /docs, routes.
+ * lifecycle, admission (connection cap, full queues), load shedding, auth, rate limits, body parsing, /docs, routes.
  * Cross-cutting plugins come first so their hooks cover every route.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -89,6 +93,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: config.requestTimeoutMs + 5000,
     // Requests already on a connection when shutdown starts are served, not refused.
     return503OnClosing: false,
+    // start.ts decides which connections close at shutdown (lifecycle.ts, trackConnections)
+    forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: true },
     logController: new RequestLog(),
   });
@@ -107,10 +113,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorsPlugin, { metrics: deps.metrics });
   await app.register(metricsPlugin, { metrics: deps.metrics });
   await app.register(lifecyclePlugin, { lifecycle: deps.lifecycle });
+  await app.register(admissionPlugin, { maxConnections: config.maxConnections, metrics: deps.metrics });
   await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: config.maxEventLoopDelayMs, metrics: deps.metrics });
   await app.register(authPlugin, { keys: config.apiKeys, metrics: deps.metrics });
   await app.register(rateLimitPlugin, config.rateLimit ? { ...config.rateLimit, metrics: deps.metrics } : { metrics: deps.metrics });
-  await app.register(bodyParsersPlugin, { bodyLimit: config.bodyLimit, maxParts: config.maxParts });
+  const maxImageValues = () => Math.max(1, ...deps.models.all().map((m) => m.imageSize));
+  await app.register(bodyParsersPlugin, { bodyLimit: config.bodyLimit, maxParts: config.maxParts, maxImageValues });
   await app.register(docsPlugin, { doc });
 
   await app.register(healthRoutes, { doc });

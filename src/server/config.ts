@@ -21,6 +21,7 @@ export interface Config {
   loadModels: string[];
   provider: ProviderChoice;
   threads: number;
+  inferenceWorkers: number;
   maxBatch: number;
   maxDelayMs: number;
   queueLimit: number;
@@ -33,8 +34,12 @@ export interface Config {
   rateLimit?: { max: number; windowMs: number };
   maxEventLoopDelayMs: number;
   drainMs: number;
+  maxConnections: number;
+  listenBacklog: number;
   bodyLimit: number;
   maxPixels: number;
+  maxPixelsGifTiff: number;
+  decodeTimeoutS: number;
   maxParts: number;
   trustProxy: boolean;
   logLevel: string;
@@ -65,7 +70,8 @@ export const OPTIONS: OptionDef[] = [
   { key: 'model', env: 'S2S_MODEL', flag: '--model', arg: 'name', default: 'fashion-mnist', description: 'default model set: used when a request names none' },
   { key: 'loadModels', env: 'S2S_LOAD_MODELS', flag: '--load-models', arg: 'names', default: '(none)', description: 'further model sets to serve, comma-separated; `*` serves every set in the folder' },
   { key: 'provider', env: 'S2S_PROVIDER', flag: '--provider', arg: 'auto|cpu|cuda', default: 'auto', description: 'execution provider; `auto` uses CUDA when its libraries are installed and falls back to CPU (logged)' },
-  { key: 'threads', env: 'S2S_THREADS', flag: '--threads', arg: 'n', default: '0', description: 'ONNX Runtime intra-op threads per session; 0 = one per core' },
+  { key: 'threads', env: 'S2S_THREADS', flag: '--threads', arg: 'n', default: '0', description: 'ONNX Runtime intra-op threads per inference worker; 0 = the cores the process may use (its container CPU limit, if any) divided among the workers' },
+  { key: 'inferenceWorkers', env: 'S2S_INFERENCE_WORKERS', flag: '--inference-workers', arg: 'n', default: '1', description: 'inference worker threads per model set, each with its own ONNX Runtime session (on CUDA: one GPU session each); batches run on them in parallel, never on the event loop' },
   { key: 'maxBatch', env: 'S2S_MAX_BATCH', flag: '--max-batch', arg: 'n', default: '32', description: 'most images per session run' },
   { key: 'maxDelayMs', env: 'S2S_MAX_DELAY_MS', flag: '--max-delay-ms', arg: 'ms', default: '2', description: 'longest an image waits for its batch to fill while other requests are still being decoded' },
   { key: 'queueLimit', env: 'S2S_QUEUE_LIMIT', flag: '--queue-limit', arg: 'n', default: '256', description: 'images queued per model set at most; beyond it requests get 503 with Retry-After at once' },
@@ -79,8 +85,12 @@ export const OPTIONS: OptionDef[] = [
   { key: 'rateLimit', env: 'S2S_RATE_LIMIT', flag: '--rate-limit', arg: 'n/window', default: '(off)', description: 'requests per client (API key, else address) per window, e.g. `600/1m`, `20/1s`; over it: 429 with Retry-After' },
   { key: 'maxEventLoopDelayMs', env: 'S2S_MAX_EVENT_LOOP_DELAY_MS', flag: '--max-event-loop-delay-ms', arg: 'ms', default: '500', description: 'shed load (503) while the event loop lags more than this; 0 = off' },
   { key: 'drainMs', env: 'S2S_DRAIN_MS', flag: '--drain-ms', arg: 'ms', default: '5000', description: 'on SIGTERM, readiness turns 503 and the service keeps serving this long before it stops accepting connections, finishes in-flight requests and exits' },
+  { key: 'maxConnections', env: 'S2S_MAX_CONNECTIONS', flag: '--max-connections', arg: 'n', default: '4096', description: 'open connections at most; a request on a connection beyond it gets 503 with Retry-After and `Connection: close` before its body is read; past 4× the cap new connections are reset' },
+  { key: 'listenBacklog', env: 'S2S_LISTEN_BACKLOG', flag: '--listen-backlog', arg: 'n', default: '4096', description: 'connections the kernel holds before the service accepts them (capped by `net.core.somaxconn`)' },
   { key: 'bodyLimit', env: 'S2S_BODY_LIMIT', flag: '--body-limit', arg: 'bytes', default: '10485760', description: 'largest request body (and multipart part)' },
   { key: 'maxPixels', env: 'S2S_MAX_PIXELS', flag: '--max-pixels', arg: 'n', default: '16777216', description: 'largest image (width × height) decoded; bigger ones get 413 before decoding' },
+  { key: 'maxPixelsGifTiff', env: 'S2S_MAX_PIXELS_GIF_TIFF', flag: '--max-pixels-gif-tiff', arg: 'n', default: '2097152', description: 'largest GIF or TIFF (width × height of the first frame) decoded: they decode 5–20× slower per pixel than JPEG or PNG; bigger ones get 413 before decoding' },
+  { key: 'decodeTimeoutS', env: 'S2S_DECODE_TIMEOUT_S', flag: '--decode-timeout-s', arg: 's', default: '2', description: 'longest one image may take to decode; beyond it the decode is stopped and the request gets 413' },
   { key: 'maxParts', env: 'S2S_MAX_PARTS', flag: '--max-parts', arg: 'n', default: '32', description: 'most images per request (multipart parts, JSON images, V2 batch)' },
   { key: 'trustProxy', env: 'S2S_TRUST_PROXY', flag: '--trust-proxy', arg: 'bool', default: 'false', description: 'take the client address from X-Forwarded-For (behind an ingress) for rate limiting and logs' },
   { key: 'certify.n', env: 'S2S_CERTIFY_N', flag: '--certify-n', arg: 'n', default: '1000', description: '/v1/certify: noise draws per image when the request names none (plus 100 selection draws)' },
@@ -186,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     loadModels: val('loadModels', (_, v) => v.split(',').map((s) => s.trim()).filter(Boolean), [] as string[]),
     provider: val('provider', (n, v) => oneOf(n, v, ['auto', 'cpu', 'cuda'] as const), 'auto'),
     threads: val('threads', (n, v) => int(n, v, 0, 1024), 0),
+    inferenceWorkers: val('inferenceWorkers', (n, v) => int(n, v, 1, 64), 1),
     maxBatch: val('maxBatch', (n, v) => int(n, v, 1, 4096), 32),
     maxDelayMs: val('maxDelayMs', (n, v) => num(n, v, 0, 10000), 2),
     queueLimit: val('queueLimit', (n, v) => int(n, v, 1), 256),
@@ -198,8 +209,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     rateLimit: opt('rateLimit', parseRateLimit),
     maxEventLoopDelayMs: val('maxEventLoopDelayMs', (n, v) => int(n, v, 0), 500),
     drainMs: val('drainMs', (n, v) => int(n, v, 0), 5000),
+    maxConnections: val('maxConnections', (n, v) => int(n, v, 1), 4096),
+    listenBacklog: val('listenBacklog', (n, v) => int(n, v, 1, 65535), 4096),
     bodyLimit: val('bodyLimit', (n, v) => int(n, v, 1024), 10485760),
     maxPixels: val('maxPixels', (n, v) => int(n, v, 1), 16777216),
+    maxPixelsGifTiff: val('maxPixelsGifTiff', (n, v) => int(n, v, 1), 2097152),
+    decodeTimeoutS: val('decodeTimeoutS', (n, v) => int(n, v, 1, 3600), 2),
     maxParts: val('maxParts', (n, v) => int(n, v, 1, 4096), 32),
     trustProxy: val('trustProxy', bool, false),
     certify: {

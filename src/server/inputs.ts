@@ -3,6 +3,14 @@ import fp from 'fastify-plugin';
 import multipart from '@fastify/multipart';
 import { UserError } from '../util/errors';
 import { IMAGE_MEDIA_TYPES } from '../serving/image';
+import { JsonLimits, JsonShapeGuard, parseChecked } from './body/json';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** bounds for this route's JSON body (default: by path, see jsonLimitsFor) */
+    jsonLimits?: JsonLimits;
+  }
+}
 
 /**
  * The three ways a client sends images — a raw image body, multipart parts
@@ -23,9 +31,80 @@ export interface InputLimits {
   maxParts: number;
 }
 
-/** Raw image bodies as Buffers, and multipart with per-part and part-count limits. */
-export const bodyParsersPlugin = fp(async (app: FastifyInstance, opts: InputLimits) => {
+export interface BodyParserOptions extends InputLimits {
+  /** most values in one image of any served model (C·H·W), asked per request (model sets may change): bounds a V2 JSON tensor */
+  maxImageValues(): number;
+}
+
+/**
+ * The JSON bounds of a route: its own `jsonLimits`, else by path. /v1 bodies
+ * are a flat object with a list of base64 strings (depth 2); other bodies
+ * (the V2 protocol) carry at most maxParts images' values in one array.
+ */
+export function jsonLimitsFor(req: FastifyRequest, o: BodyParserOptions): JsonLimits {
+  const own = req.routeOptions.config?.jsonLimits;
+  if (own) return own;
+  if (req.url.startsWith('/v1/')) return { maxDepth: 4, maxArrayLength: Math.max(64, o.maxParts), maxObjectKeys: 32, maxStringLength: o.bodyLimit };
+  return { maxDepth: 16, maxArrayLength: Math.max(1024, o.maxParts * o.maxImageValues()), maxObjectKeys: 1024, maxStringLength: o.bodyLimit };
+}
+
+const tooLarge = (limit: number) => new UserError(`request body over ${limit} bytes`, 413);
+
+/**
+ * application/json, bounded while it streams in: the guard sees each chunk as
+ * it arrives, so a body nested too deep (or too wide) is refused at its first
+ * offending byte: nothing more is parsed, buffered or built.
+ */
+function boundedJsonParser(o: BodyParserOptions) {
+  return (req: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void): void => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > o.bodyLimit) return done(tooLarge(o.bodyLimit));
+    const guard = new JsonShapeGuard(jsonLimitsFor(req, o));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused: Error | undefined;
+    let finished = false;
+    const finish = (err: Error | null, body?: unknown) => {
+      if (finished) return;
+      finished = true;
+      payload.removeListener('data', onData);
+      payload.removeListener('end', onEnd);
+      done(err, body);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > o.bodyLimit) return finish(tooLarge(o.bodyLimit));
+      // Refused: the rest is read and dropped (no parsing, no buffering) so the client, still
+      // sending, gets the 400 instead of a reset; the body limit bounds what that costs.
+      if (refused) return;
+      try {
+        guard.feed(chunk);
+      } catch (e) {
+        refused = e as Error;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      if (refused) return finish(refused);
+      try {
+        finish(null, parseChecked(Buffer.concat(chunks, size)));
+      } catch (e) {
+        finish(e as Error);
+      }
+    };
+    payload.on('data', onData);
+    payload.on('end', onEnd);
+    payload.on('error', (e: Error) => finish(e));
+  };
+}
+
+/** Raw image bodies as Buffers, bounded JSON, and multipart with per-part and part-count limits. */
+export const bodyParsersPlugin = fp(async (app: FastifyInstance, opts: BodyParserOptions) => {
   app.addContentTypeParser(Object.keys(IMAGE_MEDIA_TYPES), { parseAs: 'buffer', bodyLimit: opts.bodyLimit }, (_req, body, done) => done(null, body));
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', boundedJsonParser(opts));
   await app.register(multipart, {
     limits: { fileSize: opts.bodyLimit, files: opts.maxParts, fields: 8, fieldSize: 1024, parts: opts.maxParts + 8, headerPairs: 100 },
     throwFileSizeLimit: true,

@@ -1,3 +1,5 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Metrics } from './metrics';
@@ -38,3 +40,44 @@ export const lifecyclePlugin = fp(async (app: FastifyInstance, opts: { lifecycle
     return payload;
   });
 });
+
+/** How long a connection accepted just before the listener closed has to send its first request. */
+export const FIRST_REQUEST_GRACE_MS = 1000;
+
+/**
+ * Which connections close at shutdown. Keep-alive connections that have been
+ * answered and sit idle close at once (while draining every response already
+ * said `Connection: close`, so only connections silent since before the drain
+ * are left). A connection accepted but still silent gets
+ * FIRST_REQUEST_GRACE_MS to send its first request, which is answered like
+ * any request while draining; Node alone would wait for it until its headers
+ * timeout (a minute), holding the exit.
+ */
+export function trackConnections(server: Server): { closeIdle(): void } {
+  const state = new Map<Socket, { active: number; served: number }>();
+  server.on('connection', (socket: Socket) => {
+    state.set(socket, { active: 0, served: 0 });
+    socket.once('close', () => state.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const s = state.get(req.socket);
+    if (!s) return;
+    s.active++;
+    res.once('close', () => {
+      s.active--;
+      s.served++;
+    });
+  });
+  let closing = false;
+  return {
+    closeIdle() {
+      if (closing) return;
+      closing = true;
+      for (const [socket, s] of state) {
+        if (s.active > 0) continue; // finishes, then closes (the response says Connection: close)
+        if (s.served > 0) socket.destroy();
+        else setTimeout(() => state.get(socket)?.active === 0 && socket.destroy(), FIRST_REQUEST_GRACE_MS).unref();
+      }
+    },
+  };
+}

@@ -1,9 +1,68 @@
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { OverloadError } from '../serving/batcher';
+import { sendError } from './errors';
 import type { Metrics } from './metrics';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** false: the door's queue check leaves this POST route alone (it queues no images) */
+    admission?: boolean;
+  }
+}
+
+/**
+ * Admission at the door, before a body is read: a request on a connection
+ * beyond the connection cap, or one that would queue images for a model
+ * whose queue is already full, gets 503 + Retry-After at once. Inference runs
+ * on worker threads, so this answer never waits behind a batch; accepted
+ * requests wait at most about queue limit / capacity. Probes and /metrics
+ * are always answered.
+ */
+const OVER_CAP_IDLE_MS = 10_000;
+
+export const admissionPlugin = fp(async (app: FastifyInstance, opts: { maxConnections: number; metrics: Metrics }) => {
+  let open = 0;
+  const overCap = new WeakSet<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    open++;
+    socket.once('close', () => open--);
+    if (open > opts.maxConnections) {
+      overCap.add(socket);
+      // an over-cap connection that sends nothing does not get to hold its descriptor for long
+      socket.setTimeout(OVER_CAP_IDLE_MS, () => socket.destroy());
+    }
+  });
+  // Only far past the cap does Node close new connections outright (a reset): file descriptors are finite too.
+  app.server.maxConnections = opts.maxConnections * 4;
+
+  app.addHook('onRequest', async (req, reply) => {
+    const config = req.routeOptions.config;
+    if (config?.public) return;
+    // Refusals are answered here, not thrown: under a flood they are most of the traffic, and an
+    // error's stack trace and the error handler's extra log line would be most of their cost.
+    if (overCap.has(req.raw.socket)) {
+      opts.metrics.reject('overloaded');
+      reply.header('connection', 'close');
+      return sendError(req, reply, { status: 503, code: 'overloaded', message: `too many open connections (the cap is ${opts.maxConnections}); retry shortly`, retryAfter: 1 });
+    }
+    if (req.method !== 'POST' || config?.admission === false) return;
+    const name = (req.params as { name?: string } | undefined)?.name ?? (req.query as { model?: string } | undefined)?.model;
+    let model;
+    try {
+      model = app.models.get(typeof name === 'string' ? name : undefined);
+    } catch {
+      return; // an unknown model is the route's 404 to give
+    }
+    if (!model.batcher.hasRoom(1)) {
+      opts.metrics.reject('queue_full');
+      return sendError(req, reply, { status: 503, code: 'queue_full', message: `queue full (${model.batcher.depth()} of ${model.batcher.options.queueLimit} images waiting); retry shortly`, retryAfter: 1 });
+    }
+  });
+});
 
 /**
  * Load shedding and rate limiting, both answering before any body is read.

@@ -1,13 +1,16 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { Logger } from 'pino';
+import sharp from 'sharp';
 import { loadModelSet } from '../models/loader';
 import { ModelRegistry, selectModelSets } from '../models/registry';
+import { allowedCores } from '../runtime/cpu-budget';
 import { ServedModel } from '../serving/served-model';
 import { UserError } from '../util/errors';
 import { buildApp } from './app';
 import type { Config } from './config';
-import { Lifecycle } from './lifecycle';
+import { watchEventLoopDelay } from './event-loop';
+import { Lifecycle, trackConnections } from './lifecycle';
 import { Metrics } from './metrics';
 
 /**
@@ -38,24 +41,41 @@ export interface RunningServer {
   closed: Promise<void>;
 }
 
+/**
+ * ONNX Runtime threads per inference worker: the configured number, or the
+ * cores the process may use (the container's CPU limit) shared among the
+ * workers. On CUDA the threads only feed the GPU; one is enough.
+ */
+export function inferenceThreads(config: Pick<Config, 'threads' | 'inferenceWorkers'>, cores = allowedCores()): number {
+  if (config.threads > 0) return config.threads;
+  return Math.max(1, Math.floor(cores / config.inferenceWorkers));
+}
+
 export async function loadModels(config: Config, metrics: Metrics, logger: Logger): Promise<ModelRegistry<ServedModel>> {
   const names = selectModelSets(config.modelsDir, config.model, config.loadModels);
+  const threads = inferenceThreads(config);
   const served: ServedModel[] = [];
+  // A set that fails to load must not leave the inference workers of the ones before it running.
+  const abandon = async (e: unknown): Promise<never> => {
+    await Promise.all(served.map((m) => m.close().catch(() => undefined)));
+    throw e;
+  };
   for (const name of names) {
     const dir = join(config.modelsDir, name);
-    const set = await loadModelSet(dir);
-    if (set.name !== name) throw new UserError(`${dir}/manifest.json names the set '${set.name}'; the folder must have the same name`);
+    const set = await loadModelSet(dir).catch(abandon);
+    if (set.name !== name) await abandon(new UserError(`${dir}/manifest.json names the set '${set.name}'; the folder must have the same name`));
     const model = await ServedModel.load(set, {
       provider: config.provider,
-      intraOpThreads: config.threads,
+      intraOpThreads: threads,
+      workers: config.inferenceWorkers,
       batcher: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, queueLimit: config.queueLimit },
       noise: { kind: config.noiseKind, sigma: config.noise, maxSigma: config.noiseMax },
       logger: logger.child({ model: name }),
       observer: metrics.batcherObserver(name),
-    });
+    }).catch(abandon);
     metrics.addModel(model.name, model.version, model.provider);
     logger.info(
-      { model: model.name, version: model.version, provider: model.provider, chain: set.manifest.defence.chain.map((s) => s.stage), noise: model.noise, threshold: model.threshold },
+      { model: model.name, version: model.version, provider: model.provider, workers: config.inferenceWorkers, threadsPerWorker: threads, chain: set.manifest.defence.chain.map((s) => s.stage), noise: model.noise, threshold: model.threshold },
       'model set loaded (sha256 verified)',
     );
     served.push(model);
@@ -65,19 +85,36 @@ export async function loadModels(config: Config, metrics: Metrics, logger: Logge
 
 export async function startServer(config: Config, opts: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel);
+  // libvips's operation cache only helps when the same image comes twice; a server's images do not.
+  sharp.cache(false);
   const metrics = new Metrics();
   const lifecycle = new Lifecycle(metrics);
-  const models = await loadModels(config, metrics, logger);
-  const app = await buildApp({ config, models, metrics, lifecycle, logger });
+  const stopWatching = watchEventLoopDelay(metrics.registry);
+  let models: ModelRegistry<ServedModel>;
+  try {
+    models = await loadModels(config, metrics, logger);
+  } catch (e) {
+    stopWatching();
+    throw e;
+  }
+  const app = await buildApp({ config, models, metrics, lifecycle, logger }).catch(async (e) => {
+    await Promise.all(models.all().map((m) => m.close().catch(() => undefined)));
+    stopWatching();
+    throw e;
+  });
+  // Node's close() calls closeIdleConnections(); this one also bounds how long a silent new connection may hold the exit.
+  const connections = trackConnections(app.server);
+  app.server.closeIdleConnections = () => connections.closeIdle();
   let markClosed!: () => void;
   const closed = new Promise<void>((r) => (markClosed = r));
   app.addHook('onClose', async () => {
     await Promise.all(models.all().map((m) => m.close()));
+    stopWatching();
     markClosed();
   });
   let url: string;
   try {
-    url = await app.listen({ port: config.port, host: config.host });
+    url = await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog });
   } catch (e) {
     await app.close();
     const code = (e as NodeJS.ErrnoException).code;

@@ -4,11 +4,12 @@ import { UserError } from '../util/errors';
 /**
  * Dynamic batching in front of one session. Requests reserve room first
  * (before decoding, so a full queue costs the client nothing and answers
- * 503 at once), then submit their decoded images. One batch runs at a time:
- * the session already uses every core, and images that arrive meanwhile make
- * the next batch larger.
+ * 503 at once), then submit their decoded images. At most `concurrency`
+ * batches run at a time (one per inference worker): each session already
+ * uses its share of the cores, and images that arrive meanwhile make the next
+ * batch larger.
  *
- * When to run: as soon as the session is free and either a full batch is
+ * When to run: as soon as a worker is free and either a full batch is
  * waiting, the oldest image has waited maxDelayMs, or no reserved request is
  * still decoding (nothing more is coming, so waiting would only add latency).
  * That last rule is what keeps a lone request at single-run latency.
@@ -19,6 +20,8 @@ export interface BatcherOptions {
   maxDelayMs: number;
   /** images queued or reserved at most; beyond it reserve() answers 503 */
   queueLimit: number;
+  /** batches in flight at once (one per inference worker); default 1 */
+  concurrency?: number;
 }
 
 export interface BatcherObserver {
@@ -54,7 +57,7 @@ interface Item<I, O> {
 export class Batcher<I, O> {
   private queue: Item<I, O>[] = [];
   private reserved = 0;
-  private running = false;
+  private running = 0;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
 
@@ -64,11 +67,17 @@ export class Batcher<I, O> {
     private readonly observer: BatcherObserver = {},
   ) {
     if (!(options.maxBatch >= 1)) throw new Error(`maxBatch must be ≥ 1, got ${options.maxBatch}`);
+    if (options.concurrency !== undefined && !(options.concurrency >= 1)) throw new Error(`concurrency must be ≥ 1, got ${options.concurrency}`);
   }
 
   /** Images queued or reserved. */
   depth(): number {
     return this.queue.length + this.reserved;
+  }
+
+  /** Whether `count` more images fit now: the check at the door, before a body is read. */
+  hasRoom(count = 1): boolean {
+    return this.depth() + count <= this.options.queueLimit;
   }
 
   /** Room for `count` images, or an OverloadError (503) when the queue is full. */
@@ -84,7 +93,7 @@ export class Batcher<I, O> {
 
   /** Resolves once nothing is queued, reserved or running (used while draining). */
   idle(): Promise<void> {
-    if (this.depth() === 0 && !this.running) return Promise.resolve();
+    if (this.depth() === 0 && this.running === 0) return Promise.resolve();
     return new Promise((ok) => this.idleWaiters.push(ok));
   }
 
@@ -119,7 +128,7 @@ export class Batcher<I, O> {
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0) {
+    if (this.running >= (this.options.concurrency ?? 1) || this.queue.length === 0) {
       this.checkIdle();
       return;
     }
@@ -138,7 +147,7 @@ export class Batcher<I, O> {
 
   private async dispatch(): Promise<void> {
     const batch = this.queue.splice(0, this.options.maxBatch);
-    this.running = true;
+    this.running++;
     this.observer.depth?.(this.depth());
     const start = performance.now();
     for (const it of batch) this.observer.queueWait?.((start - it.submittedAt) / 1000);
@@ -150,13 +159,13 @@ export class Batcher<I, O> {
     } catch (e) {
       for (const it of batch) it.reject(e);
     } finally {
-      this.running = false;
+      this.running--;
       this.schedule();
     }
   }
 
   private checkIdle(): void {
-    if (this.running || this.depth() > 0 || this.idleWaiters.length === 0) return;
+    if (this.running > 0 || this.depth() > 0 || this.idleWaiters.length === 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();

@@ -40,14 +40,39 @@ export function sniffFormat(b: Uint8Array): ImageFormat | undefined {
   return undefined;
 }
 
-async function decodeError(bytes: Uint8Array, label: string, e: unknown, maxPixels: number): Promise<UserError> {
+/**
+ * What one image may cost to decode. Pixels are checked against the header
+ * before any pixel is decoded; only the first frame of an animated GIF, WebP
+ * or TIFF is ever decoded, so frames cost nothing. GIF and TIFF get their own,
+ * lower, pixel limit: libvips decodes them 5–20× slower per pixel than JPEG
+ * (which it shrinks while decoding) or PNG, so a 14 KB GIF declaring
+ * 4000×4000 would take a third of a second of a decode thread.
+ */
+export interface DecodeLimits {
+  /** width × height at most (JPEG, PNG, WebP; and GIF/TIFF unless maxPixelsGifTiff is set) */
+  maxPixels: number;
+  maxPixelsGifTiff?: number;
+  /** seconds one decode may take; the request fails with 413 then (libvips is asked to stop too) */
+  timeoutS?: number;
+}
+
+function limitFor(format: ImageFormat, limits: DecodeLimits): { pixels: number; what: string } {
+  if ((format === 'gif' || format === 'tiff') && limits.maxPixelsGifTiff !== undefined && limits.maxPixelsGifTiff < limits.maxPixels) {
+    return { pixels: limits.maxPixelsGifTiff, what: `${limits.maxPixelsGifTiff} for GIF and TIFF` };
+  }
+  return { pixels: limits.maxPixels, what: String(limits.maxPixels) };
+}
+
+async function decodeError(bytes: Uint8Array, label: string, e: unknown, limit: { what: string }): Promise<UserError> {
+  if (e instanceof UserError) return e;
   const msg = (e as Error).message ?? String(e);
   if (/pixel limit/i.test(msg)) {
     // Only on this path: read the header alone (no limit, no pixels) so the message can give the size.
     const m = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata().catch(() => undefined);
     const size = m?.width && m?.height ? `${m.width}×${m.height} = ${m.width * m.height} pixels` : 'over the pixel limit';
-    return new UserError(`${label} is ${size}; the limit is ${maxPixels}`, 413);
+    return new UserError(`${label} is ${size}; the limit is ${limit.what}`, 413);
   }
+  if (/timeout/i.test(msg)) return new UserError(`${label} took too long to decode; send a smaller image`, 413);
   // libvips messages name the loader and the problem ("VipsJpeg: Premature end of input file"); no pixel data.
   return new UserError(`${label}: could not decode the image (${msg.split('\n')[0].slice(0, 200)})`, 400);
 }
@@ -59,7 +84,7 @@ async function decodeError(bytes: Uint8Array, label: string, e: unknown, maxPixe
 export async function decodeImage(
   bytes: Uint8Array,
   geo: Geometry,
-  maxPixels: number,
+  limits: number | DecodeLimits,
   label = 'image',
   out?: Float32Array,
   offset = 0,
@@ -67,8 +92,11 @@ export async function decodeImage(
   if (bytes.length === 0) throw new UserError(`${label} is empty`);
   const format = sniffFormat(bytes);
   if (!format) throw new UserError(`${label} is not a JPEG, PNG, WebP, GIF or TIFF image`, 415);
+  const lim = typeof limits === 'number' ? { maxPixels: limits } : limits;
+  const limit = limitFor(format, lim);
 
-  const img = sharp(bytes, { limitInputPixels: maxPixels, autoOrient: true, failOn: 'warning', pages: 1 });
+  let img = sharp(bytes, { limitInputPixels: limit.pixels, autoOrient: true, failOn: 'warning', pages: 1 });
+  if (lim.timeoutS) img = img.timeout({ seconds: lim.timeoutS });
   let pipeline = img.removeAlpha();
   pipeline = geo.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
   pipeline = pipeline.resize(geo.width, geo.height, { fit: geo.resize, position: 'centre', background: { r: 0, g: 0, b: 0 } });
@@ -76,11 +104,11 @@ export async function decodeImage(
   let channels: number;
   try {
     // libvips checks limitInputPixels against the header before it decodes any pixel.
-    const r = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    const r = await withDeadline(pipeline.raw().toBuffer({ resolveWithObject: true }), lim.timeoutS, label);
     data = r.data;
     channels = r.info.channels;
   } catch (e) {
-    throw await decodeError(bytes, label, e, maxPixels);
+    throw await decodeError(bytes, label, e, limit);
   }
   if (channels !== geo.channels) throw new Error(`sharp produced ${channels} channels, expected ${geo.channels}`);
 
@@ -92,6 +120,22 @@ export async function decodeImage(
     for (let p = 0, s = c; p < plane; p++, s += channels) dst[base + p] = data[s] / 255;
   }
   return dst;
+}
+
+/**
+ * The decode's result, or a 413 once `seconds` have passed. libvips's own
+ * timeout does not fire inside every loader (GIF decodes in one call), so the
+ * request is answered at the deadline either way; a decode that runs on
+ * finishes on its pool thread and is dropped. The pixel limits are what bound
+ * that work.
+ */
+function withDeadline<T>(p: Promise<T>, seconds: number | undefined, label: string): Promise<T> {
+  if (!seconds) return p;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UserError(`${label} took more than ${seconds} s to decode; send a smaller image`, 413)), seconds * 1000);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** A CHW float image in [0,1] as PNG bytes (values outside [0,1] are clipped). */

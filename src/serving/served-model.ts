@@ -1,8 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/io';
 import type { Graph } from '../onnx/graph';
-import { ModelSession, RuntimeLogger, createSession } from '../runtime/session';
+import type { Feed, RuntimeLogger } from '../runtime/session';
 import type { Provider, ProviderChoice } from '../runtime/providers';
+import { InferencePool, WorkerSession } from '../runtime/worker/inference-pool';
 import type { ModelSet } from '../models/loader';
 import type { Manifest } from '../models/manifest';
 import { UserError } from '../util/errors';
@@ -10,6 +11,9 @@ import { Batcher, BatcherObserver, BatcherOptions } from './batcher';
 import { buildServingGraph } from './graph';
 import { Geometry, geometryOf } from './image';
 import { NoisePolicy, fillNoise } from './noise';
+
+/** The serving graph's name in the inference workers. */
+export const SERVING_GRAPH = 'serving';
 
 /** One image on its way through the serving graph. */
 export interface ImageJob {
@@ -31,7 +35,10 @@ export interface ImageResult {
 
 export interface ServeOptions {
   provider: ProviderChoice;
+  /** ONNX Runtime intra-op threads per worker's session (resolve 0 with inferenceThreads() first) */
   intraOpThreads: number;
+  /** inference worker threads, each with its own session; batches run on them in parallel */
+  workers?: number;
   batcher: BatcherOptions;
   /** operator overrides of the manifest's noise policy */
   noise?: Partial<NoisePolicy>;
@@ -40,8 +47,11 @@ export interface ServeOptions {
 }
 
 /**
- * A model set ready to serve: its composed serving graph in one session, the
- * batcher in front of it, and what the routes need to describe it.
+ * A model set ready to serve: its composed serving graph in a session on
+ * each inference worker thread, the batcher in front of them, and what the
+ * routes need to describe it. Other graphs of the set (e.g. certification's)
+ * can be loaded into the same workers with loadGraph() and run with
+ * runGraph(), so no graph ever runs on the event loop.
  */
 export class ServedModel {
   readonly name: string;
@@ -54,7 +64,7 @@ export class ServedModel {
 
   private constructor(
     readonly manifest: Manifest,
-    readonly session: ModelSession,
+    readonly session: WorkerSession,
     readonly noise: NoisePolicy,
     batcherOptions: BatcherOptions,
     observer?: BatcherObserver,
@@ -65,7 +75,7 @@ export class ServedModel {
     this.labels = manifest.labels;
     this.threshold = manifest.detection.threshold;
     this.hasNoiseInput = session.inputNames.includes('noise');
-    this.batcher = new Batcher((jobs) => this.runBatch(jobs), batcherOptions, observer);
+    this.batcher = new Batcher((jobs) => this.runBatch(jobs), { concurrency: session.pool.size, ...batcherOptions }, observer);
   }
 
   static async load(set: ModelSet, opts: ServeOptions): Promise<ServedModel> {
@@ -77,15 +87,20 @@ export class ServedModel {
     const graph = buildServingGraph(m, graphs);
     const hasNoiseStage = m.defence.chain.some((s) => s.stage === 'noise');
     const noise = resolveNoisePolicy(m, opts.noise, hasNoiseStage);
-    const session = await createSession(graph, {
-      provider: opts.provider,
-      intraOpThreads: opts.intraOpThreads,
-      label: `${m.name}@${m.version}`,
-      logger: opts.logger,
-      // Spinning ORT threads would take the cores that decoding and the event loop need between batches.
-      allowSpinning: false,
-    });
-    return new ServedModel(m, session, noise, opts.batcher, opts.observer);
+    const pool = new InferencePool({ workers: opts.workers ?? 1, logger: opts.logger });
+    try {
+      const session = await pool.load(SERVING_GRAPH, graph, {
+        provider: opts.provider,
+        intraOpThreads: opts.intraOpThreads,
+        label: `${m.name}@${m.version}`,
+        // Spinning ORT threads would take the cores that decoding and the event loop need between batches.
+        allowSpinning: false,
+      });
+      return new ServedModel(m, session, noise, opts.batcher, opts.observer);
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
   }
 
   get provider(): Provider {
@@ -111,6 +126,7 @@ export class ServedModel {
       feeds.noise = new ort.Tensor('float32', noise, dims);
     }
     const wantRec = jobs.some((j) => j.reconstruction);
+    // the input and noise buffers move to the worker (transferred, not copied)
     const out = await this.session.run(feeds, wantRec ? ['probs', 'score', 'reconstruction'] : ['probs', 'score']);
     const k = this.labels.length;
     const probs = out.probs.data as Float32Array;
@@ -123,9 +139,21 @@ export class ServedModel {
     }));
   }
 
+  /** Loads another graph into this set's inference workers, under `name`, with the serving session's settings. */
+  async loadGraph(name: string, graph: Graph | Uint8Array): Promise<WorkerSession> {
+    if (name === SERVING_GRAPH) throw new Error(`'${SERVING_GRAPH}' is the serving graph's own name`);
+    const s = this.session;
+    return s.pool.load(name, graph, { ...s.pool.optionsOf(SERVING_GRAPH), label: `${this.name}@${this.version}/${name}` });
+  }
+
+  /** One run of a graph loaded with loadGraph() (or the serving graph), on a worker thread. Feed buffers are transferred. */
+  runGraph(name: string, feeds: Record<string, Feed>, outputs?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    return this.session.pool.run(name, feeds, outputs);
+  }
+
   async close(): Promise<void> {
     await this.batcher.idle();
-    await this.session.release();
+    await this.session.pool.close();
   }
 }
 

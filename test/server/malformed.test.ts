@@ -14,6 +14,8 @@ interface Case {
   json?: unknown;
   query?: string;
   status: number;
+  /** text the error message must contain (it names the limit) */
+  error?: string;
 }
 
 const dir = join(__dirname, '..', 'fixtures', 'malformed');
@@ -58,6 +60,7 @@ describe('malformed input corpus (test/fixtures/malformed)', () => {
     const err = r.json();
     expectConforms('classify', c.status, err);
     expect(err.error.length).toBeGreaterThan(5);
+    if (c.error) expect(err.error).toContain(c.error);
     expect(err.requestId).toBe(r.headers['x-request-id']);
     expect((await call(`${s.url}/v2/health/live`)).status).toBe(200);
   });

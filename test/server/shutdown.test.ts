@@ -1,5 +1,6 @@
+import { connect } from 'node:net';
 import { Agent, request } from 'undici';
-import { logObjects, spawnServer, testImage } from './harness';
+import { logObjects, spawnServer, startTestServer, testImage } from './harness';
 import { writeTinySet } from '../models/tiny-set';
 
 /**
@@ -44,5 +45,24 @@ describe('graceful shutdown', () => {
     // the burst really was in flight: some of it completed after SIGTERM
     const completedAfter = logs.slice(order[0]).filter((l) => l.msg === 'request completed' && l.url === '/v1/classify').length;
     expect(completedAfter).toBeGreaterThan(0);
+  });
+
+  it('a connection accepted before the listener closes, whose request comes after, is answered (not reset)', async () => {
+    const s = await startTestServer({ S2S_DRAIN_MS: '0' });
+    const png = await testImage();
+    const { port } = new URL(s.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    let reply = '';
+    socket.on('data', (d) => (reply += d.toString('latin1')));
+    const ended = new Promise<string>((r) => socket.once('close', () => r(reply)));
+    s.child.kill('SIGTERM');
+    while (!logObjects(s).some((l) => l.msg === 'closing: no new connections; finishing in-flight requests')) await new Promise((r) => setTimeout(r, 5));
+    socket.write(`POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: ${png.length}\r\n\r\n`);
+    socket.write(png);
+    const text = await ended;
+    expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(text.toLowerCase()).toContain('connection: close');
+    expect(await s.exited).toBe(0);
   });
 });

@@ -132,4 +132,21 @@ describe('Batcher', () => {
     await Promise.all([p, i]);
     expect(idle).toBe(true);
   });
+
+  it('runs up to `concurrency` batches at once (one per inference worker), and hasRoom() is the door check', async () => {
+    const c = controlledRun();
+    const b = new Batcher(c.run, { maxBatch: 2, maxDelayMs: 0, queueLimit: 6, concurrency: 2 });
+    const ps = [1, 2, 3, 4, 5, 6].map((x) => b.reserve(1).submit([x], far()));
+    await flush();
+    expect(c.batches).toEqual([[1], [2]]); // each went alone to a free worker; the rest wait for one
+    expect(b.hasRoom(2)).toBe(true); // 4 queued of 6
+    expect(b.hasRoom(3)).toBe(false);
+    await c.releaseNext();
+    expect(c.batches).toEqual([[1], [2], [3, 4]]);
+    await c.releaseNext();
+    expect(c.batches).toEqual([[1], [2], [3, 4], [5, 6]]);
+    await c.releaseNext();
+    await c.releaseNext();
+    expect((await Promise.all(ps)).map((r) => r[0].output)).toEqual([10, 20, 30, 40, 50, 60]);
+  });
 });

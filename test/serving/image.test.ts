@@ -58,6 +58,16 @@ describe('decodeImage', () => {
     expect(await attempt(png, 64 * 64 - 1)).toMatch(/^413 image is 64×64 = 4096 pixels; the limit is 4095/);
   });
 
+  it('holds GIF and TIFF to their own, lower, pixel limit, read from the header', async () => {
+    const img = () => sharp({ create: { width: 100, height: 100, channels: 3, background: { r: 9, g: 9, b: 9 } } });
+    const limits = { maxPixels: 20000, maxPixelsGifTiff: 5000 };
+    const attempt = (b: Buffer) => decodeImage(b, grey, limits).then(() => 'decoded', (e) => `${e.statusCode} ${e.message}`);
+    expect(await attempt(await img().gif().toBuffer())).toBe('413 image is 100×100 = 10000 pixels; the limit is 5000 for GIF and TIFF');
+    expect(await attempt(await img().tiff().toBuffer())).toBe('413 image is 100×100 = 10000 pixels; the limit is 5000 for GIF and TIFF');
+    expect(await attempt(await img().png().toBuffer())).toBe('decoded');
+    expect(await attempt(await img().jpeg().toBuffer())).toBe('decoded');
+  });
+
   it('sniffs the five formats by their first bytes', async () => {
     const raw = Buffer.alloc(16, 128);
     const img = () => sharp(raw, { raw: { width: 4, height: 4, channels: 1 } });

@@ -55,6 +55,7 @@ export function countDetections(app: FastifyInstance, model: ServedModel, detect
 export async function classifyRoutes(app: FastifyInstance, opts: { doc: OpenApiDoc; config: Config }): Promise<void> {
   const { config } = opts;
   const limits = { bodyLimit: config.bodyLimit, maxParts: config.maxParts };
+  const decodeLimits = { maxPixels: config.maxPixels, maxPixelsGifTiff: config.maxPixelsGifTiff, timeoutS: config.decodeTimeoutS };
 
   app.route({
     ...route(opts.doc, 'classify'),
@@ -69,7 +70,7 @@ export async function classifyRoutes(app: FastifyInstance, opts: { doc: OpenApiD
         {
           model,
           count: sources.length,
-          prepare: (i) => decodeImage(sources[i].bytes, model.geometry, config.maxPixels, sources[i].label),
+          prepare: (i) => decodeImage(sources[i].bytes, model.geometry, decodeLimits, sources[i].label),
           sigma,
           reconstruction: false,
           budgetMs: budgetLeft(reply, config.requestTimeoutMs),
@@ -108,7 +109,7 @@ export async function classifyRoutes(app: FastifyInstance, opts: { doc: OpenApiD
         {
           model,
           count: 1,
-          prepare: () => decodeImage(bytes, model.geometry, config.maxPixels),
+          prepare: () => decodeImage(bytes, model.geometry, decodeLimits),
           sigma,
           reconstruction: true,
           budgetMs: budgetLeft(reply, config.requestTimeoutMs),

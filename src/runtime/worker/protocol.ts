@@ -1,0 +1,49 @@
+import type { SessionOptions } from '../session';
+
+/**
+ * Messages between the main thread and an inference worker. Tensors travel
+ * as (type, dims, ArrayBuffer) with the buffer in the transfer list, so a
+ * batch moves between threads without a copy.
+ */
+
+export interface WireTensor {
+  type: string;
+  dims: number[];
+  /** the element data; byteOffset 0, exactly the tensor's bytes */
+  buffer: ArrayBuffer;
+}
+
+/** What a worker knows about a loaded graph (main-thread side checks and routes use it). */
+export interface GraphInfo {
+  provider: 'cpu' | 'cuda';
+  inputNames: string[];
+  outputNames: string[];
+  inputs: Array<{ name: string; type: string; shape: Array<number | string> } | { name: string; type?: undefined; shape?: undefined }>;
+}
+
+export type WorkerSessionOptions = Omit<SessionOptions, 'logger'>;
+
+export type Request =
+  | { kind: 'load'; id: number; name: string; model: Uint8Array; options: WorkerSessionOptions }
+  | { kind: 'run'; id: number; name: string; feeds: Record<string, WireTensor>; outputs?: string[] }
+  | { kind: 'release'; id: number; name: string };
+
+export interface WireError {
+  message: string;
+  /** set for UserError: the caller's mistake, with its HTTP status */
+  userStatus?: number;
+}
+
+export type Reply =
+  | { kind: 'loaded'; id: number; info: GraphInfo }
+  | { kind: 'ran'; id: number; outputs: Record<string, WireTensor> }
+  | { kind: 'released'; id: number }
+  | { kind: 'failed'; id: number; error: WireError }
+  | { kind: 'log'; level: 'info' | 'warn'; obj: object; msg: string };
+
+/** The tensor's bytes as a standalone ArrayBuffer: the typed array's own buffer when it owns all of it, else a copy. */
+export function ownBuffer(data: ArrayBufferView): ArrayBuffer {
+  const b = data.buffer;
+  if (b instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === b.byteLength) return b;
+  return new Uint8Array(b, data.byteOffset, data.byteLength).slice().buffer;
+}
