@@ -7,7 +7,8 @@ import { writeTinySet } from '../models/tiny-set';
  * bench/load.ts measures them): a flood on more connections than the cap and
  * more images than the queue gets 200s and 503s with Retry-After, never a
  * connection error; a body nested millions deep gets its 400 while another
- * client's request is answered.
+ * client's request is answered. The service runs two inference workers, so
+ * batches also run side by side.
  */
 
 interface Outcome {
@@ -42,7 +43,7 @@ function once(url: string, path: string, body: Buffer, type: string): Promise<Ou
 
 describe('overload and hostile bodies', () => {
   const set = writeTinySet({ channels: 3, size: 64, width: 32 });
-  const s = spawnServer({ S2S_QUEUE_LIMIT: '8', S2S_MAX_BATCH: '2', S2S_MAX_CONNECTIONS: '48', S2S_BODY_LIMIT: String(12 << 20) }, set.modelsDir, set.manifest.name);
+  const s = spawnServer({ S2S_QUEUE_LIMIT: '8', S2S_MAX_BATCH: '2', S2S_INFERENCE_WORKERS: '2', S2S_MAX_CONNECTIONS: '48', S2S_BODY_LIMIT: String(12 << 20) }, set.modelsDir, set.manifest.name);
   let png: Buffer;
   beforeAll(async () => {
     await s.ready;
