@@ -15,7 +15,7 @@ import { Metrics, metricsPlugin } from './metrics';
 import { OpenApiDoc, docsPlugin, loadOpenApi } from './openapi';
 import { classifyRoutes } from './routes/classify';
 import { healthRoutes } from './routes/health';
-import { v2Routes } from './routes/v2';
+import { v2Routes } from './v2/routes';
 
 declare module 'fastify' {
   interface FastifyInstance {

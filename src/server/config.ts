@@ -37,6 +37,11 @@ export interface Config {
   maxParts: number;
   trustProxy: boolean;
   logLevel: string;
+  /** gRPC Open Inference Protocol port; undefined = no gRPC server */
+  grpcPort?: number;
+  /** POST /v2/repository/… (load, unload, index) */
+  modelControl: boolean;
+  adminApiKeys: string[];
 }
 
 /** Repository root: two levels above this file both in src/ (tests) and in dist/ (built). */
@@ -80,6 +85,9 @@ export const OPTIONS: OptionDef[] = [
   { key: 'maxPixels', env: 'S2S_MAX_PIXELS', flag: '--max-pixels', arg: 'n', default: '16777216', description: 'largest image (width × height) decoded; bigger ones get 413 before decoding' },
   { key: 'maxParts', env: 'S2S_MAX_PARTS', flag: '--max-parts', arg: 'n', default: '32', description: 'most images per request (multipart parts, JSON images, V2 batch)' },
   { key: 'trustProxy', env: 'S2S_TRUST_PROXY', flag: '--trust-proxy', arg: 'bool', default: 'false', description: 'take the client address from X-Forwarded-For (behind an ingress) for rate limiting and logs' },
+  { key: 'grpcPort', env: 'S2S_GRPC_PORT', flag: '--grpc-port', arg: 'n', default: '(off)', description: 'serve the Open Inference Protocol over gRPC (and `grpc.health.v1`) on this port, same host; `0` picks a free port' },
+  { key: 'modelControl', env: 'S2S_MODEL_CONTROL', flag: '--model-control', arg: 'bool', default: 'false', description: 'enable `POST /v2/repository/index` and `/v2/repository/models/{name}/load` and `unload` (needs `S2S_ADMIN_API_KEYS`)' },
+  { key: 'adminApiKeys', env: 'S2S_ADMIN_API_KEYS', default: '(none)', description: 'comma-separated API keys with the admin scope, the only keys model control accepts' },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', arg: 'level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
 
@@ -169,6 +177,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
 
   const keysInline = get('apiKeys');
   const keysFile = get('apiKeysFile');
+  const modelControl = val('modelControl', bool, false);
+  const adminApiKeys = readApiKeys(get('adminApiKeys').raw, undefined, 'S2S_ADMIN_API_KEYS');
+  if (modelControl && adminApiKeys.length === 0) throw new UserError('S2S_MODEL_CONTROL needs S2S_ADMIN_API_KEYS: model control is never open to every caller');
   return {
     port: val('port', (n, v) => int(n, v, 0, 65535), 8080),
     host: val('host', (_, v) => v.trim(), '0.0.0.0'),
@@ -193,6 +204,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     maxPixels: val('maxPixels', (n, v) => int(n, v, 1), 16777216),
     maxParts: val('maxParts', (n, v) => int(n, v, 1, 4096), 32),
     trustProxy: val('trustProxy', bool, false),
+    grpcPort: opt('grpcPort', (n, v) => int(n, v, 0, 65535)),
+    modelControl,
+    adminApiKeys,
     logLevel: val('logLevel', (n, v) => oneOf(n, v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
   };
 }
