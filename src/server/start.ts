@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { Logger } from 'pino';
+import { GrpcServer, startGrpcServer } from '../grpc/server';
 import { loadModelSet } from '../models/loader';
 import { ModelRegistry, selectModelSets } from '../models/registry';
 import { ServedModel } from '../serving/served-model';
@@ -84,19 +85,29 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new UserError(`cannot listen on ${config.host}:${config.port} (${code})`);
     throw e;
   }
+  let grpcServer: GrpcServer | undefined;
+  if (config.grpcPort !== undefined) {
+    try {
+      grpcServer = await startGrpcServer({ config, models, metrics, lifecycle, logger, host: config.host, port: config.grpcPort });
+    } catch (e) {
+      await app.close();
+      throw e;
+    }
+  }
   lifecycle.markReady();
-  logger.info({ url, models: models.names(), default: models.defaultName, policy: config.detectionPolicy, auth: config.apiKeys.length > 0 }, 'ready');
+  logger.info({ url, ...(grpcServer ? { grpc: grpcServer.address } : {}), models: models.names(), default: models.defaultName, policy: config.detectionPolicy, auth: config.apiKeys.length > 0 }, 'ready');
 
   let closing: Promise<void> | undefined;
   const shutdown = (signal?: 'SIGTERM' | 'SIGINT'): Promise<void> => {
     if (closing) return closing;
     closing = (async () => {
       lifecycle.startDraining();
+      grpcServer?.draining();
       const wait = signal === 'SIGINT' ? 0 : config.drainMs;
       logger.info({ signal, drainMs: wait }, 'draining: readiness is 503, still serving');
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       logger.info('closing: no new connections; finishing in-flight requests');
-      await app.close();
+      await Promise.all([app.close(), grpcServer?.close()]);
       logger.info('stopped');
     })();
     return closing;
