@@ -84,7 +84,11 @@ export function inferenceHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementa
       return { ready: lifecycle.ready };
     }),
     ServerMetadata: unary('ServerMetadata', false, async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: serverExtensions(config.modelControl) })),
-    ModelMetadata: unary('ModelMetadata', false, async (req: { name: string; version: string }) => modelMetadata(modelAt(models, req.name, req.version))),
+    ModelMetadata: unary('ModelMetadata', false, async (req: { name: string; version: string }) => {
+      const m = modelAt(models, req.name, req.version);
+      // gRPC metadata has a string map the HTTP form lacks: the class labels travel there
+      return { ...modelMetadata(m), properties: { labels: JSON.stringify(m.labels), detection_threshold: String(m.threshold) } };
+    }),
     ModelInfer: unary('ModelInfer', false, async (req: ModelInferRequest, call): Promise<ModelInferResponse> => {
       const model = modelAt(models, req.model_name, req.model_version);
       const result = await runInfer(

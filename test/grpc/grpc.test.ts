@@ -40,6 +40,7 @@ describe('gRPC Open Inference Protocol on a live server', () => {
     expect(await c.inference('ServerMetadata', {}, auth)).toEqual({ name: 's2snet-proxy', version: expect.any(String), extensions: ['binary_tensor_data'] });
     const meta = await c.inference('ModelMetadata', { name: 'tiny' }, auth);
     expect(meta).toMatchObject({ name: 'tiny', versions: ['0.0.1-test'], platform: 'onnxruntime_onnx', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }] });
+    expect(JSON.parse(meta.properties.labels)).toHaveLength(10);
     expect(meta.outputs.map((o: { name: string; datatype: string }) => `${o.name}:${o.datatype}`)).toEqual(['probs:FP32', 'score:FP32', 'adversarial:BOOL', 'noise_sigma:FP32', 'reconstruction:FP32']);
     expect(await c.inference('ModelReady', { name: 'tiny', version: '0.0.1-test' }, auth)).toEqual({ ready: true });
     await expect(c.inference('ModelReady', { name: 'tiny', version: '7' }, auth)).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: expect.stringMatching(/no version '7'/) });
