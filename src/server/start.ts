@@ -1,15 +1,14 @@
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { Logger } from 'pino';
 import { GrpcServer, startGrpcServer } from '../grpc/server';
-import { loadModelSet } from '../models/loader';
 import { ModelRegistry, selectModelSets } from '../models/registry';
-import { ServedModel } from '../serving/served-model';
+import type { ServedModel } from '../serving/served-model';
 import { UserError } from '../util/errors';
 import { buildApp } from './app';
 import type { Config } from './config';
 import { Lifecycle } from './lifecycle';
 import { Metrics } from './metrics';
+import { loadServedModel } from './model-loading';
 
 /**
  * Process-level start and stop: load and verify the model sets, listen, and
@@ -42,25 +41,7 @@ export interface RunningServer {
 export async function loadModels(config: Config, metrics: Metrics, logger: Logger): Promise<ModelRegistry<ServedModel>> {
   const names = selectModelSets(config.modelsDir, config.model, config.loadModels);
   const served: ServedModel[] = [];
-  for (const name of names) {
-    const dir = join(config.modelsDir, name);
-    const set = await loadModelSet(dir);
-    if (set.name !== name) throw new UserError(`${dir}/manifest.json names the set '${set.name}'; the folder must have the same name`);
-    const model = await ServedModel.load(set, {
-      provider: config.provider,
-      intraOpThreads: config.threads,
-      batcher: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, queueLimit: config.queueLimit },
-      noise: { kind: config.noiseKind, sigma: config.noise, maxSigma: config.noiseMax },
-      logger: logger.child({ model: name }),
-      observer: metrics.batcherObserver(name),
-    });
-    metrics.addModel(model.name, model.version, model.provider);
-    logger.info(
-      { model: model.name, version: model.version, provider: model.provider, chain: set.manifest.defence.chain.map((s) => s.stage), noise: model.noise, threshold: model.threshold },
-      'model set loaded (sha256 verified)',
-    );
-    served.push(model);
-  }
+  for (const name of names) served.push(await loadServedModel(config, metrics, logger, name));
   return new ModelRegistry(served, config.model);
 }
 

@@ -242,6 +242,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/repository/index": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The model sets in the models folder, served or not (Triton's model repository extension).
+         * @description Needs S2S_MODEL_CONTROL=true and an admin key (S2S_ADMIN_API_KEYS).
+         *     An optional JSON body `{"ready": true}` lists only the served sets.
+         */
+        post: operations["repositoryIndex"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/repository/models/{name}/load": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Load or reload a model set from the models folder without a restart.
+         * @description Verifies the set exactly as start-up does (manifest, every sha256)
+         *     and only then serves it in place of the current one; a set that fails
+         *     is refused (400) and the served one stays. Requests already admitted
+         *     finish on the version they started with. Needs model control and an
+         *     admin key.
+         */
+        post: operations["repositoryModelLoad"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/repository/models/{name}/unload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop serving a model set (never the default one).
+         * @description Requests already admitted finish first; then its session is released. Needs model control and an admin key.
+         */
+        post: operations["repositoryModelUnload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -403,6 +468,13 @@ export interface components {
             inputs: components["schemas"]["TensorMetadata"][];
             outputs: components["schemas"]["TensorMetadata"][];
         };
+        RepositoryModel: {
+            name: string;
+            version?: string;
+            /** @enum {string} */
+            state: "READY" | "UNAVAILABLE";
+            reason?: string;
+        };
         /** @description Open Inference Protocol parameters; values are strings, numbers or booleans. */
         InferParameters: {
             [key: string]: string | number | boolean;
@@ -445,6 +517,15 @@ export interface components {
         };
     };
     responses: {
+        /** @description Model control is off, or the API key has no admin scope. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description The request or an image in it is malformed (empty, truncated, corrupt, wrong shape or datatype, invalid option). */
         BadRequest: {
             headers: {
@@ -1005,6 +1086,89 @@ export interface operations {
             422: components["responses"]["Rejected"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    repositoryIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    ready?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description One row per model set folder. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryModel"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    repositoryModelLoad: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Model set name. */
+                name: components["parameters"]["ModelName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The set's state after the call. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryModel"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    repositoryModelUnload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Model set name. */
+                name: components["parameters"]["ModelName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The set's state after the call. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryModel"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
         };
     };
     metrics: {

@@ -7,6 +7,7 @@ import { countDetections, rejectFlagged } from '../routes/classify';
 import { HEADER_LENGTH, binaryInputs, encodeInferResponse, splitInferBody, wantsBinary } from './binary-body';
 import { runInfer } from './infer';
 import { inferRequestValidator, parseInferJson } from './infer-request';
+import { repositoryRoutes } from './repository';
 import { modelAt, modelMetadata, serverExtensions, SERVER_NAME, SERVER_VERSION } from './metadata';
 
 /**
@@ -101,4 +102,6 @@ export async function v2Routes(app: FastifyInstance, opts: { doc: OpenApiDoc; co
     },
     true,
   );
+
+  await app.register(repositoryRoutes, opts);
 }

@@ -48,6 +48,11 @@ describe('Open Inference Protocol over HTTP, by a client written from the spec',
     }
   });
 
+  it('model control is off unless enabled: 403 naming the setting', async () => {
+    const r = await post(`${s.url}/v2/repository/index`, Buffer.alloc(0), {});
+    expect([r.status, r.json.error]).toEqual([403, expect.stringMatching(/S2S_MODEL_CONTROL=true/)]);
+  });
+
   it('JSON without a Content-Type: every output but the reconstruction, typed, id echoed, same as /v1/classify', async () => {
     const r = await infer(s.url, 'tiny', [uint8()], { id: 'req-7' });
     expect(r.status).toBe(200);
