@@ -63,6 +63,12 @@ function settledBefore(t: InFlight, generation: number, timeoutMs: number): Prom
   });
 }
 
+/** The route's schema minus the body: bodies are optional JSON, read by the handlers. */
+function withoutBody<S extends object>(schema: S): S {
+  const { body: _ignored, ...rest } = schema as S & { body?: unknown };
+  return rest as S;
+}
+
 export async function repositoryRoutes(app: FastifyInstance, opts: { doc: OpenApiDoc; config: Config }): Promise<void> {
   const { config, doc } = opts;
   const adminKeys = config.adminApiKeys.map((k) => createHash('sha256').update(k, 'utf8').digest());
@@ -114,7 +120,7 @@ export async function repositoryRoutes(app: FastifyInstance, opts: { doc: OpenAp
   const { schema: indexSchema, ...indexRoute } = route(doc, 'repositoryIndex');
   app.route({
     ...indexRoute,
-    schema: { ...indexSchema, body: undefined },
+    schema: withoutBody(indexSchema),
     ...control,
     handler: async (req) => {
       const onlyReady = body(req).ready === true;
@@ -136,7 +142,7 @@ export async function repositoryRoutes(app: FastifyInstance, opts: { doc: OpenAp
   const { schema: loadSchema, ...loadRoute } = route(doc, 'repositoryModelLoad');
   app.route({
     ...loadRoute,
-    schema: { ...loadSchema, body: undefined },
+    schema: withoutBody(loadSchema),
     ...control,
     handler: async (req) => {
       const { name } = req.params as { name: string };
@@ -160,7 +166,7 @@ export async function repositoryRoutes(app: FastifyInstance, opts: { doc: OpenAp
   const { schema: unloadSchema, ...unloadRoute } = route(doc, 'repositoryModelUnload');
   app.route({
     ...unloadRoute,
-    schema: { ...unloadSchema, body: undefined },
+    schema: withoutBody(unloadSchema),
     ...control,
     handler: async (req) => {
       const { name } = req.params as { name: string };
