@@ -15,7 +15,7 @@
  *   npx tsx bench/grpc.ts [--rounds 3] [--window 5] [--requests 300] [--connections 32] [--threads 1]
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -114,8 +114,16 @@ async function main() {
     return performance.now() - t0;
   };
 
+  /** CPU seconds the service process has used (utime + stime from /proc, 100 ticks/s). */
+  const serviceCpu = () => {
+    const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  const cpuPerImage: Record<'grpc' | 'http', number[]> = { grpc: [], http: [] };
+
   /** `connections` loops calling `call` back to back for `seconds`: completed calls per second. */
-  const closedLoop = async (call: () => Promise<number>, seconds: number) => {
+  const closedLoop = async (call: () => Promise<number>, seconds: number, kind?: 'grpc' | 'http') => {
+    const cpu0 = serviceCpu();
     let done = 0;
     const end = performance.now() + seconds * 1000;
     await Promise.all(
@@ -126,6 +134,7 @@ async function main() {
         }
       }),
     );
+    if (kind) cpuPerImage[kind].push(((serviceCpu() - cpu0) * 1000) / done);
     return done / seconds;
   };
 
@@ -146,10 +155,10 @@ async function main() {
     for (let i = 0; i < n; i++) o.push(await oneRun());
     single.push({ grpc: pct(g, 50), http: pct(h, 50), graph: pct(o, 50) });
     // alternate which goes first
-    if (r % 2 === 0) tput.push({ grpc: await closedLoop(grpcCall, windowS), http: await closedLoop(httpCall, windowS) });
+    if (r % 2 === 0) tput.push({ grpc: await closedLoop(grpcCall, windowS, 'grpc'), http: await closedLoop(httpCall, windowS, 'http') });
     else {
-      const http = await closedLoop(httpCall, windowS);
-      tput.push({ grpc: await closedLoop(grpcCall, windowS), http });
+      const http = await closedLoop(httpCall, windowS, 'http');
+      tput.push({ grpc: await closedLoop(grpcCall, windowS, 'grpc'), http });
     }
   }
   client.close();
@@ -169,6 +178,7 @@ async function main() {
     ['HTTP binary p50 overhead', `${med(hOver).toFixed(3)} ms`],
     [`gRPC, ${connections} in flight (${rounds} × ${windowS} s)`, `${med(tput.map((t) => t.grpc)).toFixed(0)} images/s`],
     [`HTTP binary, ${connections} connections`, `${med(tput.map((t) => t.http)).toFixed(0)} images/s`],
+    ['service CPU per image under load', `gRPC ${med(cpuPerImage.grpc).toFixed(2)} ms, HTTP binary ${med(cpuPerImage.http).toFixed(2)} ms`],
     ['gRPC / HTTP binary throughput (goal ≥ 0.95)', `${med(ratios).toFixed(3)} (rounds: ${ratios.map((x) => x.toFixed(3)).join(', ')})`],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
@@ -188,6 +198,8 @@ async function main() {
       grpcImagesPerS: +med(tput.map((t) => t.grpc)).toFixed(1),
       httpBinaryImagesPerS: +med(tput.map((t) => t.http)).toFixed(1),
       grpcOverHttpThroughput: +med(ratios).toFixed(3),
+      serviceCpuMsPerImageGrpc: +med(cpuPerImage.grpc).toFixed(3),
+      serviceCpuMsPerImageHttp: +med(cpuPerImage.http).toFixed(3),
     }),
   );
 }
