@@ -113,3 +113,38 @@ describe('gRPC Open Inference Protocol on a live server', () => {
     expect(text).toMatch(/s2s_stage_duration_seconds_count\{stage="inference",model="tiny"\} [1-9]/);
   });
 });
+
+describe('gRPC: detection policy reject, and draining', () => {
+  let s: TestServer;
+  let c: GrpcClients;
+  beforeAll(async () => {
+    // threshold 0 flags every image
+    s = await startTestServer({ S2S_GRPC_PORT: '0', S2S_DETECTION_POLICY: 'reject', S2S_DRAIN_MS: '3000' }, { threshold: 0 });
+    c = connect(grpcAddress(s));
+  });
+  afterAll(async () => {
+    c?.close();
+    await s?.close();
+  });
+
+  it('a flagged image is FAILED_PRECONDITION over gRPC and 422 over HTTP V2', async () => {
+    const request = { model_name: 'tiny', inputs: [{ name: 'input', datatype: 'UINT8', shape: [1, 1, 28, 28] }], raw_input_contents: [Buffer.alloc(784, 9)] };
+    await expect(c.inference('ModelInfer', request)).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringMatching(/flagged as adversarial/) });
+    const http = await postJson(`${s.url}/v2/models/tiny/infer`, { inputs: [{ name: 'input', datatype: 'UINT8', shape: [1, 1, 28, 28], data: new Array(784).fill(9) }] });
+    expect(http.status).toBe(422);
+  });
+
+  it('on SIGTERM, health turns NOT_SERVING and ServerReady false while calls are still answered', async () => {
+    s.child.kill('SIGTERM');
+    let status = 'SERVING';
+    for (let i = 0; i < 40 && status === 'SERVING'; i++) {
+      status = (await c.health('Check', { service: '' })).status;
+      if (status === 'SERVING') await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe('NOT_SERVING');
+    expect(await c.health('Check', { service: 'inference.GRPCInferenceService' })).toEqual({ status: 'NOT_SERVING' });
+    expect(await c.inference('ServerReady', {})).toEqual({ ready: false });
+    expect(await c.inference('ServerLive', {})).toEqual({ live: true });
+    expect(await s.exited).toBe(0);
+  });
+});
