@@ -8,10 +8,11 @@ import { UserError } from '../util/errors';
  * `authorization: Bearer <key>` or `x-api-key: <key>`. Compared as on HTTP
  * (SHA-256 digests, timingSafeEqual against every key).
  */
-export function grpcAuthenticator(keys: string[]): (metadata: grpc.Metadata) => void {
+/** Returns the client's identity for rate limits (`key:<index>`), or undefined with auth off. */
+export function grpcAuthenticator(keys: string[]): (metadata: grpc.Metadata) => string | undefined {
   const digests = keys.map((k) => createHash('sha256').update(k, 'utf8').digest());
   return (metadata) => {
-    if (digests.length === 0) return;
+    if (digests.length === 0) return undefined;
     const first = (name: string) => {
       const v = metadata.get(name)[0];
       return typeof v === 'string' ? v : undefined;
@@ -19,6 +20,8 @@ export function grpcAuthenticator(keys: string[]): (metadata: grpc.Metadata) => 
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(first('authorization') ?? '');
     const presented = bearer?.[1] ?? first('x-api-key')?.trim();
     if (!presented) throw new UserError('API key required: send metadata authorization: Bearer <key> or x-api-key', 401);
-    if (matchKey(digests, presented) < 0) throw new UserError('invalid API key', 401);
+    const id = matchKey(digests, presented);
+    if (id < 0) throw new UserError('invalid API key', 401);
+    return `key:${id}`;
   };
 }

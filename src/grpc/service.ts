@@ -12,13 +12,14 @@ import { modelAt, modelMetadata, serverExtensions, SERVER_NAME, SERVER_VERSION }
 import { grpcAuthenticator } from './auth';
 import { fromGrpc, toGrpc } from './parameters';
 import { ModelInferRequest, ModelInferResponse, SERVICE_NAME } from './proto';
+import { grpcRateLimiter } from './rate-limit';
 import { toGrpcError } from './status';
 import { inputsFromGrpc, outputsToGrpc } from './tensors';
 
 /**
  * The handlers of `inference.GRPCInferenceService`. Each call is
- * authenticated like HTTP (liveness and readiness stay open, as the HTTP
- * probes do), timed into s2s_http_request_duration_seconds under its gRPC
+ * authenticated and rate-limited like HTTP (liveness and readiness stay
+ * open, as the HTTP probes do), timed into s2s_http_request_duration_seconds under its gRPC
  * path with the HTTP-equivalent status, logged once, and inference goes
  * through the same runInfer → pipeline → batcher as POST /v2/…/infer.
  */
@@ -36,6 +37,9 @@ type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Pro
 export function inferenceHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation {
   const { config, models, metrics, lifecycle, logger } = deps;
   const authenticate = grpcAuthenticator(config.apiKeys);
+  const limit = grpcRateLimiter(config.rateLimit);
+  /** "ipv4:127.0.0.1:5123" → "ip:127.0.0.1" */
+  const address = (peer: string) => `ip:${peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '')}`;
 
   const unary = <Req, Res>(method: string, open: boolean, fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> => {
     const route = `/${SERVICE_NAME}/${method}`;
@@ -51,7 +55,7 @@ export function inferenceHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementa
       };
       let result: Promise<Res>;
       try {
-        if (!open) authenticate(call.metadata);
+        if (!open) limit(authenticate(call.metadata) ?? address(call.getPeer()));
         result = fn(call.request, call);
       } catch (e) {
         result = Promise.reject(e);
@@ -61,6 +65,7 @@ export function inferenceHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementa
         (e) => {
           const f = toGrpcError(e);
           if (f.httpStatus === 401) metrics.reject('unauthorized');
+          else if (f.httpStatus === 429) metrics.reject('rate_limited');
           else if (f.httpStatus >= 400 && f.httpStatus < 500 && f.httpStatus !== 422) metrics.reject('bad_input');
           if (f.httpStatus >= 500 && f.httpStatus !== 503) logger.error({ err: e }, 'grpc call failed');
           done(f.httpStatus, f.error);

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { classifyError } from '../server/errors';
+import { RateLimitError } from './rate-limit';
 
 /**
  * Service errors as gRPC statuses, following the gRPC ↔ HTTP mapping: the
@@ -28,6 +29,7 @@ export function toGrpcError(err: unknown): GrpcFailure {
   const c = classifyError(err);
   const metadata = new grpc.Metadata();
   metadata.set('s2s-error-code', c.code);
-  if (c.retryAfter !== undefined) metadata.set('retry-after', String(c.retryAfter));
+  const retryAfter = err instanceof RateLimitError ? err.retryAfterSeconds : c.retryAfter;
+  if (retryAfter !== undefined) metadata.set('retry-after', String(retryAfter));
   return { httpStatus: c.status, error: { code: CODES[c.status] ?? (c.status >= 500 ? grpc.status.INTERNAL : grpc.status.INVALID_ARGUMENT), details: c.message, metadata } };
 }

@@ -114,12 +114,12 @@ describe('gRPC Open Inference Protocol on a live server', () => {
   });
 });
 
-describe('gRPC: detection policy reject, and draining', () => {
+describe('gRPC: detection policy reject, rate limit, and draining', () => {
   let s: TestServer;
   let c: GrpcClients;
   beforeAll(async () => {
     // threshold 0 flags every image
-    s = await startTestServer({ S2S_GRPC_PORT: '0', S2S_DETECTION_POLICY: 'reject', S2S_DRAIN_MS: '3000' }, { threshold: 0 });
+    s = await startTestServer({ S2S_GRPC_PORT: '0', S2S_DETECTION_POLICY: 'reject', S2S_DRAIN_MS: '3000', S2S_RATE_LIMIT: '3/1m' }, { threshold: 0 });
     c = connect(grpcAddress(s));
   });
   afterAll(async () => {
@@ -132,6 +132,17 @@ describe('gRPC: detection policy reject, and draining', () => {
     await expect(c.inference('ModelInfer', request)).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringMatching(/flagged as adversarial/) });
     const http = await postJson(`${s.url}/v2/models/tiny/infer`, { inputs: [{ name: 'input', datatype: 'UINT8', shape: [1, 1, 28, 28], data: new Array(784).fill(9) }] });
     expect(http.status).toBe(422);
+  });
+
+  it('S2S_RATE_LIMIT applies per client: past it RESOURCE_EXHAUSTED with retry-after; probes stay open', async () => {
+    // the infer above was call 1 of 3
+    await c.inference('ServerMetadata', {});
+    await c.inference('ModelMetadata', { name: 'tiny' });
+    const err = await c.inference('ServerMetadata', {}).catch((e: grpc.ServiceError) => e);
+    expect(err).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, details: expect.stringMatching(/at most 3 calls per 60 s/) });
+    expect(Number(err.metadata.get('retry-after')[0])).toBeGreaterThan(0);
+    expect(await c.inference('ServerLive', {})).toEqual({ live: true });
+    expect((await call(`${s.url}/metrics`)).body.toString()).toMatch(/s2s_rejections_total\{reason="rate_limited"\} 1\n/);
   });
 
   it('on SIGTERM, health turns NOT_SERVING and ServerReady false while calls are still answered', async () => {
