@@ -2,6 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinySet } from '../../models/tiny-set';
+import { GrpcClients, connect, grpcAddress } from '../../grpc/client';
 import { TestServer, call, expectConforms, postImage, postJson, spawnServer, testImage } from '../harness';
 
 /**
@@ -18,6 +19,7 @@ describe('model control: POST /v2/repository/…', () => {
   let s: TestServer & { ready: Promise<void> };
   let modelsDir: string;
   let png: Buffer;
+  let rpc: GrpcClients;
 
   const zeros = { inputs: [{ name: 'input', datatype: 'UINT8', shape: [1, 1, 28, 28], data: new Array(784).fill(7) }] };
   const control = (path: string, headers: Record<string, string> = admin, body = '') => call(`${s.url}/v2/repository${path}`, { method: 'POST', headers, body });
@@ -34,11 +36,15 @@ describe('model control: POST /v2/repository/…', () => {
     modelsDir = mkdtempSync(join(tmpdir(), 's2s-repo-'));
     writeTinySet({ name: 'tiny' }, modelsDir);
     writeTinySet({ name: 'spare', seed: 5 }, modelsDir);
-    s = spawnServer({ S2S_MODEL_CONTROL: 'true', S2S_ADMIN_API_KEYS: ADMIN, S2S_API_KEYS: USER }, modelsDir, 'tiny');
+    s = spawnServer({ S2S_MODEL_CONTROL: 'true', S2S_ADMIN_API_KEYS: ADMIN, S2S_API_KEYS: USER, S2S_GRPC_PORT: '0' }, modelsDir, 'tiny');
     await s.ready;
+    rpc = connect(grpcAddress(s));
     png = await testImage('png');
   });
-  afterAll(() => s?.close());
+  afterAll(async () => {
+    rpc?.close();
+    await s?.close();
+  });
 
   it('only admin keys: none is 401, a service key 403; index lists served and unserved sets', async () => {
     expect((await control('/index', {})).status).toBe(401);
@@ -72,13 +78,22 @@ describe('model control: POST /v2/repository/…', () => {
     expect((await control('/models/nothing/load')).status).toBe(404);
   });
 
-  it('replaces the served set under steady traffic with no failed request; a corrupt set is refused and changes nothing', async () => {
+  it('replaces the served set under steady HTTP V1, HTTP V2 and gRPC traffic with no failed request; a corrupt set is refused and changes nothing', async () => {
     let stop = false;
     const statuses: number[] = [];
     const versions: string[] = [];
+    const grpcRequest = { model_name: 'tiny', inputs: [{ name: 'input', datatype: 'UINT8', shape: [1, 1, 28, 28] }], raw_input_contents: [Buffer.alloc(784, 7)] };
     const worker = async (i: number) => {
       while (!stop) {
-        if (i % 2) {
+        if (i % 3 === 2) {
+          try {
+            const r = await rpc.inference('ModelInfer', grpcRequest, user);
+            statuses.push(200);
+            versions.push(r.model_version);
+          } catch (e) {
+            statuses.push(-(e as { code: number }).code);
+          }
+        } else if (i % 3 === 1) {
           const r = await postJson(`${s.url}/v2/models/tiny/infer`, zeros, user);
           statuses.push(r.status);
           if (r.status === 200) versions.push(r.json().model_version);
