@@ -46,6 +46,21 @@ export class ModelRegistry<M extends { readonly name: string }> {
     return m;
   }
 
+  /** Serves `model` under its name from now on; returns the one it replaces, if any (model control). */
+  put(model: M): M | undefined {
+    const old = this.byName.get(model.name);
+    this.byName.set(model.name, model);
+    return old;
+  }
+
+  /** Stops serving a set (never the default); returns it. */
+  remove(name: string): M {
+    if (name === this.defaultName) throw new UserError(`'${name}' is the default model set and cannot be unloaded; load a replacement instead`);
+    const m = this.get(name);
+    this.byName.delete(name);
+    return m;
+  }
+
   has(name: string): boolean {
     return this.byName.has(name);
   }

@@ -16,7 +16,7 @@ import { OpenApiDoc, docsPlugin, loadOpenApi } from './openapi';
 import { CertifyRouteOptions, certifyRoutes } from './routes/certify';
 import { classifyRoutes } from './routes/classify';
 import { healthRoutes } from './routes/health';
-import { v2Routes } from './routes/v2';
+import { v2Routes } from './v2/routes';
 
 declare module 'fastify' {
   interface FastifyInstance {

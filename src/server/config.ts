@@ -45,6 +45,11 @@ export interface Config {
   logLevel: string;
   /** POST /v1/certify and `<set>-certified` (docs/certification.md) */
   certify: CertifyPolicy;
+  /** gRPC Open Inference Protocol port; undefined = no gRPC server */
+  grpcPort?: number;
+  /** POST /v2/repository/… (load, unload, index) */
+  modelControl: boolean;
+  adminApiKeys: string[];
 }
 
 /** Repository root: two levels above this file both in src/ (tests) and in dist/ (built). */
@@ -99,6 +104,9 @@ export const OPTIONS: OptionDef[] = [
   { key: 'certify.maxAlpha', env: 'S2S_CERTIFY_MAX_ALPHA', flag: '--certify-max-alpha', arg: 'a', default: '0.01', description: '/v1/certify: the largest α (weakest guarantee) a request may ask for' },
   { key: 'certify.sigma', env: 'S2S_CERTIFY_SIGMA', flag: '--certify-sigma', arg: 'sigma', default: '0.25', description: '/v1/certify: smoothing noise σ when the request names none' },
   { key: 'certify.batch', env: 'S2S_CERTIFY_BATCH', flag: '--certify-batch', arg: 'n', default: '1000', description: '/v1/certify: noisy copies per session run' },
+  { key: 'grpcPort', env: 'S2S_GRPC_PORT', flag: '--grpc-port', arg: 'n', default: '(off)', description: 'serve the Open Inference Protocol over gRPC (and `grpc.health.v1`) on this port, same host; `0` picks a free port' },
+  { key: 'modelControl', env: 'S2S_MODEL_CONTROL', flag: '--model-control', arg: 'bool', default: 'false', description: 'enable `POST /v2/repository/index` and `/v2/repository/models/{name}/load` and `unload` (needs `S2S_ADMIN_API_KEYS`)' },
+  { key: 'adminApiKeys', env: 'S2S_ADMIN_API_KEYS', default: '(none)', description: 'comma-separated API keys with the admin scope, the only keys model control accepts' },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', arg: 'level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
 
@@ -188,6 +196,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
 
   const keysInline = get('apiKeys');
   const keysFile = get('apiKeysFile');
+  const modelControl = val('modelControl', bool, false);
+  const adminApiKeys = readApiKeys(get('adminApiKeys').raw, undefined, 'S2S_ADMIN_API_KEYS');
+  if (modelControl && adminApiKeys.length === 0) throw new UserError('S2S_MODEL_CONTROL needs S2S_ADMIN_API_KEYS: model control is never open to every caller');
   return {
     port: val('port', (n, v) => int(n, v, 0, 65535), 8080),
     host: val('host', (_, v) => v.trim(), '0.0.0.0'),
@@ -226,6 +237,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
       sigma: val('certify.sigma', (n, v) => num(n, v, 1e-6, 1), 0.25),
       batch: val('certify.batch', (n, v) => int(n, v, 1, 1e6), 1000),
     },
+    grpcPort: opt('grpcPort', (n, v) => int(n, v, 0, 65535)),
+    modelControl,
+    adminApiKeys,
     logLevel: val('logLevel', (n, v) => oneOf(n, v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
   };
 }

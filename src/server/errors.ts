@@ -14,6 +14,7 @@ import type { Metrics } from './metrics';
 const CODES: Record<number, string> = {
   400: 'bad_input',
   401: 'unauthorized',
+  403: 'unauthorized',
   404: 'not_found',
   405: 'bad_input',
   406: 'unsupported_media_type',
@@ -59,7 +60,7 @@ export const errorsPlugin = fp(async (app: FastifyInstance, opts: { metrics: Met
     if (c.status >= 500 && c.code === 'internal') req.log.error({ err }, 'request failed');
     else req.log.info({ status: c.status, code: c.code, reason: c.message }, 'request refused');
     // Reasons counted where they happen (auth, rate limit, queue, shedding) are not counted twice.
-    if (c.status >= 400 && c.status < 500 && ![401, 422, 429].includes(c.status)) opts.metrics.reject('bad_input');
+    if (c.status >= 400 && c.status < 500 && ![401, 403, 422, 429].includes(c.status)) opts.metrics.reject('bad_input');
     return sendError(req, reply, c);
   });
   app.setNotFoundHandler((req, reply) => {

@@ -45,6 +45,11 @@ export function jsonLimitsFor(req: FastifyRequest, o: BodyParserOptions): JsonLi
   const own = req.routeOptions.config?.jsonLimits;
   if (own) return own;
   if (req.url.startsWith('/v1/')) return { maxDepth: 4, maxArrayLength: Math.max(64, o.maxParts), maxObjectKeys: 32, maxStringLength: o.bodyLimit };
+  return protocolJsonLimits(o);
+}
+
+/** Bounds for an Open Inference Protocol body: at most maxParts images' values in one array. */
+export function protocolJsonLimits(o: BodyParserOptions): JsonLimits {
   return { maxDepth: 16, maxArrayLength: Math.max(1024, o.maxParts * o.maxImageValues()), maxObjectKeys: 1024, maxStringLength: o.bodyLimit };
 }
 

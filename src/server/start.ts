@@ -1,17 +1,18 @@
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { Logger } from 'pino';
 import sharp from 'sharp';
-import { loadModelSet } from '../models/loader';
+import { GrpcServer, startGrpcServer } from '../grpc/server';
 import { ModelRegistry, selectModelSets } from '../models/registry';
-import { allowedCores } from '../runtime/cpu-budget';
-import { ServedModel } from '../serving/served-model';
+import type { ServedModel } from '../serving/served-model';
 import { UserError } from '../util/errors';
 import { buildApp } from './app';
 import type { Config } from './config';
 import { watchEventLoopDelay } from './event-loop';
 import { Lifecycle, trackConnections } from './lifecycle';
 import { Metrics } from './metrics';
+import { inferenceThreads, loadServedModel } from './model-loading';
+
+export { inferenceThreads };
 
 /**
  * Process-level start and stop: load and verify the model sets, listen, and
@@ -41,44 +42,16 @@ export interface RunningServer {
   closed: Promise<void>;
 }
 
-/**
- * ONNX Runtime threads per inference worker: the configured number, or the
- * cores the process may use (the container's CPU limit) shared among the
- * workers. On CUDA the threads only feed the GPU; one is enough.
- */
-export function inferenceThreads(config: Pick<Config, 'threads' | 'inferenceWorkers'>, cores = allowedCores()): number {
-  if (config.threads > 0) return config.threads;
-  return Math.max(1, Math.floor(cores / config.inferenceWorkers));
-}
-
 export async function loadModels(config: Config, metrics: Metrics, logger: Logger): Promise<ModelRegistry<ServedModel>> {
   const names = selectModelSets(config.modelsDir, config.model, config.loadModels);
   const threads = inferenceThreads(config);
   const served: ServedModel[] = [];
   // A set that fails to load must not leave the inference workers of the ones before it running.
-  const abandon = async (e: unknown): Promise<never> => {
+  try {
+    for (const name of names) served.push(await loadServedModel(config, metrics, logger, name, threads));
+  } catch (e) {
     await Promise.all(served.map((m) => m.close().catch(() => undefined)));
     throw e;
-  };
-  for (const name of names) {
-    const dir = join(config.modelsDir, name);
-    const set = await loadModelSet(dir).catch(abandon);
-    if (set.name !== name) await abandon(new UserError(`${dir}/manifest.json names the set '${set.name}'; the folder must have the same name`));
-    const model = await ServedModel.load(set, {
-      provider: config.provider,
-      intraOpThreads: threads,
-      workers: config.inferenceWorkers,
-      batcher: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, queueLimit: config.queueLimit },
-      noise: { kind: config.noiseKind, sigma: config.noise, maxSigma: config.noiseMax },
-      logger: logger.child({ model: name }),
-      observer: metrics.batcherObserver(name),
-    }).catch(abandon);
-    metrics.addModel(model.name, model.version, model.provider);
-    logger.info(
-      { model: model.name, version: model.version, provider: model.provider, workers: config.inferenceWorkers, threadsPerWorker: threads, chain: set.manifest.defence.chain.map((s) => s.stage), noise: model.noise, threshold: model.threshold },
-      'model set loaded (sha256 verified)',
-    );
-    served.push(model);
   }
   return new ModelRegistry(served, config.model);
 }
@@ -121,19 +94,29 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new UserError(`cannot listen on ${config.host}:${config.port} (${code})`);
     throw e;
   }
+  let grpcServer: GrpcServer | undefined;
+  if (config.grpcPort !== undefined) {
+    try {
+      grpcServer = await startGrpcServer({ config, models, metrics, lifecycle, logger, host: config.host, port: config.grpcPort });
+    } catch (e) {
+      await app.close();
+      throw e;
+    }
+  }
   lifecycle.markReady();
-  logger.info({ url, models: models.names(), default: models.defaultName, policy: config.detectionPolicy, auth: config.apiKeys.length > 0 }, 'ready');
+  logger.info({ url, ...(grpcServer ? { grpc: grpcServer.address } : {}), models: models.names(), default: models.defaultName, policy: config.detectionPolicy, auth: config.apiKeys.length > 0 }, 'ready');
 
   let closing: Promise<void> | undefined;
   const shutdown = (signal?: 'SIGTERM' | 'SIGINT'): Promise<void> => {
     if (closing) return closing;
     closing = (async () => {
       lifecycle.startDraining();
+      grpcServer?.draining();
       const wait = signal === 'SIGINT' ? 0 : config.drainMs;
       logger.info({ signal, drainMs: wait }, 'draining: readiness is 503, still serving');
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       logger.info('closing: no new connections; finishing in-flight requests');
-      await app.close();
+      await Promise.all([app.close(), grpcServer?.close()]);
       logger.info('stopped');
     })();
     return closing;

@@ -23,9 +23,9 @@ describe('openapi.yaml is the contract', () => {
     it('routes every operation it describes', async () => {
       const doc = loadOpenApi();
       const ops = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => ({ path, method })));
-      expect(ops.length).toBe(11);
+      expect(ops.length).toBe(17);
       for (const { path, method } of ops) {
-        const r = await call(`${s.url}${path.replace('{name}', 'tiny')}`, { method: method.toUpperCase(), ...(method === 'post' ? { body: '' } : {}) });
+        const r = await call(`${s.url}${path.replace('{name}', 'tiny').replace('{version}', '0.0.1-test')}`, { method: method.toUpperCase(), ...(method === 'post' ? { body: '' } : {}) });
         const body = r.headers['content-type']?.toString().startsWith('application/json') ? r.json() : {};
         expect([method, path, body.code === 'not_found' && /no route/.test(body.error)]).toEqual([method, path, false]);
       }
