@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { OPTIONS, loadConfig } from '../../server/config';
+import { requireCuda } from '../../runtime/providers';
 import { startServer } from '../../server/start';
 
 /**
@@ -17,6 +18,8 @@ export function register(program: Command): void {
   }
   cmd.action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(process.env, flags);
+    // Refuse at once, before any model set is read, when CUDA was asked for and cannot work here.
+    if (config.provider === 'cuda') requireCuda();
     const server = await startServer(config, { handleSignals: true });
     await server.closed;
   });
