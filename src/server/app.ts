@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, LogController } from 'fastify';
+import Fastify, { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import type { ModelRegistry } from '../models/registry';
@@ -16,6 +16,7 @@ import { OpenApiDoc, docsPlugin, loadOpenApi } from './openapi';
 import { classifyRoutes } from './routes/classify';
 import { healthRoutes } from './routes/health';
 import { v2Routes } from './routes/v2';
+import { RequestLog, requestLogPlugin } from '../telemetry/request-log';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,18 +44,6 @@ function requestId(req: IncomingMessage): string {
   return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
 }
 
-/** One log line per request, when it completes (the arrival line is debug). Never bodies or headers. */
-class RequestLog extends LogController {
-  override incomingRequest(req: FastifyRequest): void {
-    req.log.debug({ method: req.method, url: req.url }, 'incoming request');
-  }
-  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
-    const line = { method: req.method, url: req.url, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 };
-    if (error) req.log.error({ ...line, err: error }, 'request errored');
-    else req.log.info(line, 'request completed');
-  }
-}
-
 /**
  * Request validation from openapi.yaml's schemas: query and path values are
  * strings on the wire and get coerced; JSON bodies are taken as sent.
@@ -78,6 +67,7 @@ function validators() {
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  const requestLog = new RequestLog();
   const app = Fastify({
     loggerInstance: deps.logger,
     genReqId: requestId,
@@ -87,7 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Requests already on a connection when shutdown starts are served, not refused.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
-    logController: new RequestLog(),
+    logController: requestLog,
   });
   app.setValidatorCompiler(validators());
   app.decorate('models', deps.models);
@@ -101,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   const doc = deps.doc ?? loadOpenApi();
 
+  await app.register(requestLogPlugin, { apiKeys: config.apiKeys, registry: deps.metrics.registry, controller: requestLog });
   await app.register(errorsPlugin, { metrics: deps.metrics });
   await app.register(metricsPlugin, { metrics: deps.metrics });
   await app.register(lifecyclePlugin, { lifecycle: deps.lifecycle });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { UserError } from '../util/errors';
 import type { NoiseKind } from '../models/manifest';
@@ -35,7 +36,8 @@ export interface Config {
   bodyLimit: number;
   maxPixels: number;
   maxParts: number;
-  trustProxy: boolean;
+  /** false, true (every hop: only when the proxy is the sole way in), or the proxies' addresses / CIDRs */
+  trustProxy: boolean | string[];
   logLevel: string;
 }
 
@@ -79,7 +81,7 @@ export const OPTIONS: OptionDef[] = [
   { key: 'bodyLimit', env: 'S2S_BODY_LIMIT', flag: '--body-limit', arg: 'bytes', default: '10485760', description: 'largest request body (and multipart part)' },
   { key: 'maxPixels', env: 'S2S_MAX_PIXELS', flag: '--max-pixels', arg: 'n', default: '16777216', description: 'largest image (width × height) decoded; bigger ones get 413 before decoding' },
   { key: 'maxParts', env: 'S2S_MAX_PARTS', flag: '--max-parts', arg: 'n', default: '32', description: 'most images per request (multipart parts, JSON images, V2 batch)' },
-  { key: 'trustProxy', env: 'S2S_TRUST_PROXY', flag: '--trust-proxy', arg: 'bool', default: 'false', description: 'take the client address from X-Forwarded-For (behind an ingress) for rate limiting and logs' },
+  { key: 'trustProxy', env: 'S2S_TRUST_PROXY', flag: '--trust-proxy', arg: 'addrs', default: 'false', description: 'whose X-Forwarded-For to believe for the client address (rate limits, logs): comma-separated proxy addresses or CIDRs (e.g. the ingress pods\' `10.0.0.0/8`), `true` for any hop, `false` for none' },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', arg: 'level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
 
@@ -105,6 +107,21 @@ function oneOf<T extends string>(name: string, v: string, values: readonly T[]):
   const x = v.trim().toLowerCase();
   if (!(values as readonly string[]).includes(x)) throw new UserError(`${name} must be one of ${values.join(', ')}, got '${v}'`);
   return x as T;
+}
+
+/** `false`/`true`, or a list of proxy addresses and CIDRs (IPv4 or IPv6), each checked. */
+function trustedProxies(name: string, v: string): boolean | string[] {
+  if (/^\s*(1|0|true|false|yes|no|on|off)?\s*$/i.test(v)) return bool(name, v);
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of list) {
+    const [addr, bits, extra] = entry.split('/');
+    const family = isIP(addr);
+    const maxBits = family === 6 ? 128 : 32;
+    if (!family || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= maxBits))) {
+      throw new UserError(`${name} must be true, false or comma-separated addresses/CIDRs, got '${entry}'`);
+    }
+  }
+  return list;
 }
 
 function bool(name: string, v: string): boolean {
@@ -192,7 +209,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     bodyLimit: val('bodyLimit', (n, v) => int(n, v, 1024), 10485760),
     maxPixels: val('maxPixels', (n, v) => int(n, v, 1), 16777216),
     maxParts: val('maxParts', (n, v) => int(n, v, 1, 4096), 32),
-    trustProxy: val('trustProxy', bool, false),
+    trustProxy: val('trustProxy', trustedProxies, false),
     logLevel: val('logLevel', (n, v) => oneOf(n, v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
   };
 }
