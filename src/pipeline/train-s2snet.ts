@@ -7,7 +7,7 @@ import { DECODER_PREFIX, ENCODER_PREFIX, assertEncoderFrozen } from './frozen';
 import { StageResult, StageRun, runStage } from './run-stage';
 
 /**
- * Stage 2 of S2SNet (PROTOCOL.md, Training): f ∘ s with the encoder and the
+ * Stage 2 of S2SNet (docs/protocol.md, "Training"): f ∘ s with the encoder and the
  * classifier frozen, only the decoder fine-tuned so that f classifies the
  * reconstruction correctly.
  *

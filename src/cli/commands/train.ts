@@ -20,7 +20,7 @@ import { S2SLoss, trainS2SNet } from '../../pipeline/train-s2snet';
 
 /**
  * `s2s train classifier | autoencoder | s2snet | set | default`: the S2SNet
- * training pipeline (PROTOCOL.md, Training). Each stage reads Fashion-MNIST
+ * training pipeline (docs/protocol.md, "Training"). Each stage reads Fashion-MNIST
  * IDX files or an image folder (decoded to the model's geometry, e.g.
  * 224×224 RGB), checkpoints as it goes and resumes with --resume.
  */
