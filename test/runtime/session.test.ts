@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { GraphBuilder } from '../../src/onnx/builder';
 import { floatTensor } from '../../src/onnx/tensor';
 import { missingForCuda, parseProvider } from '../../src/runtime/providers';
@@ -69,5 +71,22 @@ describe('ModelSession', () => {
     expect(parseProvider('CUDA')).toBe('cuda');
     expect(() => parseProvider('tpu')).toThrow(UserError);
     expect(() => parseProvider('tpu')).toThrow("unknown execution provider 'tpu'");
+  });
+});
+
+describe("ONNX Runtime's native log", () => {
+  it('stays out of stderr (it is not JSON): a failing CUDA provider reaches us as an exception only', () => {
+    const root = join(__dirname, '..', '..');
+    const model = join(root, 'models', 'fashion-mnist', 'classifier.onnx');
+    // Loading our session module silences ORT; then ask ORT itself for CUDA, which fails on this machine.
+    const script = `
+      require('./src/runtime/session');
+      const ort = require('onnxruntime-node');
+      ort.InferenceSession.create(${JSON.stringify(model)}, { executionProviders: [{ name: 'cuda' }] })
+        .then(() => console.log('cuda available'), (e) => console.log('refused: ' + e.message.split('\\n')[0]));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: root, encoding: 'utf8' });
+    if (r.stdout.includes('cuda available')) return; // a GPU machine: nothing to refuse
+    expect(r.stdout).toMatch(/^refused: /);
+    expect(r.stderr).toBe('');
   });
 });
