@@ -76,7 +76,7 @@ suite('helm template (real Helm) + Kubernetes schemas', () => {
     const keda = render({ 'autoscaling.keda.enabled': true, 'autoscaling.keda.serverAddress': 'http://prom:9090' });
     expect(keda.some((o) => o.kind === 'HorizontalPodAutoscaler')).toBe(false);
     const so = keda.find((o) => o.kind === 'ScaledObject')!;
-    expect(so.spec.triggers[0].metadata.query).toBe('sum(s2s_queue_depth{namespace="ml", job="rel-s2s"})');
+    expect(so.spec.triggers[0].metadata.query).toBe('sum(s2s_queue_depth{job="s2s", namespace="ml", service="rel-s2s"})');
     expect(renderError({ 'autoscaling.keda.enabled': true })).toContain('autoscaling.keda.serverAddress');
     expect(renderError({ 'autoscaling.targetCPUUtilizationPercentage': null })).toContain('autoscaling needs at least one metric');
   });
