@@ -50,7 +50,11 @@ app.kubernetes.io/component: server
 {{- define "s2s.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}
 {{- if .Values.gpu.enabled }}{{ $tag = printf "%s-cuda" $tag }}{{ end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
 {{- end }}
 
 {{/* Where the service reads model sets: the mounted volume if one is given, else the set baked into the image. */}}

@@ -10,7 +10,7 @@ import { projectLinf, quantize, signStep } from './pixels';
  */
 export interface BimParams {
   iterations?: number;
-  /** α as a fraction of ε (default 1/4, PROTOCOL.md's range is ε/4 … ε/10) */
+  /** α as a fraction of ε (default 1/4, docs/protocol.md, "Attacks": the paper's range is ε/4 … ε/10) */
   stepFraction?: number;
   loss?: LossKind;
 }

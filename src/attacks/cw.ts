@@ -14,8 +14,8 @@ const { tanh, atanh, max, min, sqrt } = Math;
  * max(max_{i≠t} z_i − z_t, −κ) targeted; its input gradient comes from the
  * oracle's margin graph (margin.ts).
  *
- * The box is [max(0, x − ε), min(1, x + ε)] rather than [0, 1]: PROTOCOL.md
- * plots CW on the ε axis, and the tanh change of variables enforces that
+ * The box is [max(0, x − ε), min(1, x + ε)] rather than [0, 1]: the protocol
+ * (docs/protocol.md, "Attacks") puts CW on the ε axis, and the tanh change of variables enforces that
  * bound exactly, without projection. ε ≥ 1 gives the classic unbounded
  * attack.
  *

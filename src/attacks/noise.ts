@@ -2,7 +2,7 @@ import { UserError } from '../util/errors';
 import { Rng } from '../util/random';
 
 /**
- * The paper's noise layers (PROTOCOL.md, "Noise layers"), drawn from a seeded
+ * The paper's noise layers (docs/protocol.md, "Noise layers"), drawn from a seeded
  * generator so an evaluation can be repeated exactly. The service draws the
  * same distributions from a CSPRNG (src/serving/noise.ts); a seeded stream is
  * right here because reproducibility, not unpredictability, is the point.

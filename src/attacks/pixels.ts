@@ -1,6 +1,6 @@
 /**
  * The valid image set: pixels in [0, 1] on the 8-bit grid k/255, inside the
- * L∞ ball of radius ε around the clean image. PROTOCOL.md: every adversarial
+ * L∞ ball of radius ε around the clean image. docs/protocol.md ("Attacks"): every adversarial
  * image is clipped and cast to the 8-bit grid before it is evaluated.
  */
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { isUserError } from '../util/errors';
+import { checkOptions } from './options';
 import { readdirSync } from 'node:fs';
 import { extname, join } from 'node:path';
 
@@ -25,19 +26,24 @@ export function buildProgram(): Command {
     .name('s2s')
     .description('S2SNet defence proxy for image classifiers: serve, train, attack and evaluate on ONNX Runtime')
     .version(require('../../package.json').version as string)
-    .showHelpAfterError('(run with --help for usage)');
+    // One error style: `s2s: <what was wrong>` on one line, exit 2 (see main()).
+    .configureOutput({ outputError: (message, write) => write(`s2s: ${message.replace(/^error: /, '').trim()} (see --help)\n`) })
+    // Every option value is checked before the command's action loads anything.
+    .hook('preAction', (_program, action) => checkOptions(action))
+    // Errors are thrown to main() instead of exiting, in subcommands too (they inherit this).
+    .exitOverride();
   for (const m of commandModules()) m.register(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
+    // --help and --version exit 0; every usage error (unknown option, missing argument, bad choice) is exit 2.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (isUserError(e)) {
       process.stderr.write(`s2s: ${e.message}\n`);
       return 2;
@@ -48,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv).then((code) => {
+  void main(process.argv).then((code) => {
     process.exitCode = code;
   });
 }

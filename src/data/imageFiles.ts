@@ -99,7 +99,7 @@ export function recordSkip(summary: FolderSummary, path: string, reason: string)
 
 async function checkHeader(path: string, maxPixels: number): Promise<string | undefined> {
   const head = Buffer.alloc(16);
-  let n = 0;
+  let n: number;
   try {
     const fh = await open(path, 'r');
     try {

@@ -6,7 +6,7 @@ const { abs, sqrt, max } = Math;
 
 /**
  * Per (attack, setting, ε, noise): counts that add across batches and shards,
- * and the metrics derived from them (PROTOCOL.md, "Metrics").
+ * and the metrics derived from them (docs/protocol.md, "Metrics").
  *
  * Sums of real-valued per-image norms are kept as integers in units of 1e-9
  * (FIXED): integer addition is exact and order-free, so a merge of shards is

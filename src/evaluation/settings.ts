@@ -1,8 +1,7 @@
 import { UserError } from '../util/errors';
 
 /**
- * The paper's attack settings (PROTOCOL.md, "Where gradients come from and
- * where the attack lands"). A setting is a pair of models: the one the
+ * The paper's attack settings (docs/protocol.md, "Attack settings"). A setting is a pair of models: the one the
  * attacker differentiates and the one the adversarial image is judged by.
  *
  *   f    the classifier (with the manifest's normalisation in front)

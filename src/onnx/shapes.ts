@@ -33,7 +33,7 @@ export function registerShapeRule(opType: string, rule: Rule): void {
 
 const vi = (name: string, dataType: DataType, shape?: Dim[]): ValueInfo => ({ name, dataType, shape });
 
-function shapeOf(ctx: ShapeContext, name: string, node: Node): Dim[] | undefined {
+function shapeOf(ctx: ShapeContext, name: string, _node: Node): Dim[] | undefined {
   return ctx.info(name)?.shape;
 }
 

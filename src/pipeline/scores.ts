@@ -24,7 +24,7 @@ function logSoftmaxRow(logits: Float32Array, row: number, k: number): Float64Arr
 }
 
 /**
- * The detection score of PROTOCOL.md: KL(softmax(clean) ‖ softmax(defended))
+ * The detection score (docs/protocol.md, "Detection"): KL(softmax(clean) ‖ softmax(defended))
  * for every row, clean = f(x), defended = f(s(x)). Never negative.
  */
 export function klScores(clean: Float32Array, defended: Float32Array, k: number): Float64Array {

@@ -3,7 +3,7 @@ import { StageResult, StageRun, runStage } from './run-stage';
 import { imageInput, reconstructionOutput } from './compose';
 
 /**
- * Stage 1 of S2SNet (PROTOCOL.md, Training): the autoencoder AE = d ∘ e
+ * Stage 1 of S2SNet (docs/protocol.md, "Training"): the autoencoder AE = d ∘ e
  * learns to reconstruct its input, unsupervised — per-pixel mean squared
  * error against the image itself; labels, if the data has them, are unused.
  */

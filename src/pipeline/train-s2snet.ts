@@ -10,7 +10,7 @@ import { withInputNoise } from './recipes/noise-graph';
 import { STAGE2_RECIPE_METADATA, Stage2Recipe, checkRecipe, recipeRecord } from './recipes/recipe';
 
 /**
- * Stage 2 of S2SNet (PROTOCOL.md, Training): f ∘ s with the encoder and the
+ * Stage 2 of S2SNet (docs/protocol.md, "Training"): f ∘ s with the encoder and the
  * classifier frozen, only the decoder fine-tuned so that f classifies the
  * reconstruction correctly.
  *

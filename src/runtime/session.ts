@@ -4,7 +4,9 @@ import { ORT_TYPE } from '../onnx/dtype';
 import { Graph } from '../onnx/graph';
 import { encodeModel } from '../onnx/io';
 import { TensorData } from '../onnx/tensor';
-import { Provider, ProviderChoice, cudaProviderInstalled } from './providers';
+import { Provider, ProviderChoice, cudaProviderInstalled, cudaUnavailableReason, missingForCuda, requireCuda, silenceNativeLog } from './providers';
+
+silenceNativeLog();
 
 /** Minimal logger shape (pino's) so the runtime does not depend on the server. */
 export interface RuntimeLogger {
@@ -73,24 +75,40 @@ export class ModelSession {
     const open = async (provider: Provider) => {
       const executionProviders: ort.InferenceSession.ExecutionProviderConfig[] =
         provider === 'cuda' ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 } as ort.InferenceSession.ExecutionProviderConfig, 'cpu'] : ['cpu'];
-      // ORT prints its own error when the CUDA library is missing; we log the fallback ourselves.
-      const o = { ...base, executionProviders, logSeverityLevel: provider === 'cuda' ? 4 : 2 } as ort.InferenceSession.SessionOptions;
+      // ORT's native log is off (silenceNativeLog); its failures reach us as exceptions, logged as JSON.
+      const o = { ...base, executionProviders, logSeverityLevel: 4 } as ort.InferenceSession.SessionOptions;
       return typeof bytes === 'string' ? ort.InferenceSession.create(bytes, o) : ort.InferenceSession.create(bytes, o);
     };
     if (typeof bytes === 'string') {
       const { existsSync } = await import('node:fs');
       if (!existsSync(bytes)) throw new UserError(`model file not found: ${bytes}`);
     }
-    const tryCuda = choice === 'cuda' || (choice === 'auto' && cudaProviderInstalled());
-    if (tryCuda) {
+    if (choice === 'cuda') {
+      // CUDA or nothing: a pod that asked for a GPU must not quietly serve from the CPU.
+      requireCuda(opts.deviceId ?? 0);
       try {
         const s = await open('cuda');
         log.info({ graph: label, provider: 'cuda' }, 'session on CUDA');
         return new ModelSession(s, 'cuda', label);
       } catch (e) {
-        // Explicit fallback: a GPU node without working drivers must still serve, and say so.
-        log.warn({ graph: label, provider: 'cpu', reason: (e as Error).message.split('\n')[0] }, 'CUDA execution provider unavailable; falling back to CPU');
+        throw new UserError(`provider cuda was requested but the CUDA execution provider failed to start for graph '${label}': ${(e as Error).message.split('\n')[0]}`);
       }
+    }
+    if (choice === 'auto') {
+      const missing = missingForCuda(opts.deviceId ?? 0);
+      let reason = missing.length ? cudaUnavailableReason(missing) : undefined;
+      if (!reason) {
+        try {
+          const s = await open('cuda');
+          log.info({ graph: label, provider: 'cuda' }, 'session on CUDA');
+          return new ModelSession(s, 'cuda', label);
+        } catch (e) {
+          reason = `CUDA execution provider failed to start: ${(e as Error).message.split('\n')[0]}`;
+        }
+      }
+      // `auto` falls back, and says so (the provider label on s2s_model_info shows it too). On a CPU-only
+      // install that is expected (info); with the CUDA provider installed it means a broken GPU node (warn).
+      (cudaProviderInstalled() ? log.warn : log.info).call(log, { graph: label, provider: 'cpu', reason }, 'provider auto: using the CPU');
     }
     try {
       const s = await open('cpu');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, LogController } from 'fastify';
+import Fastify, { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import type { ModelRegistry } from '../models/registry';
@@ -17,6 +17,7 @@ import { CertifyRouteOptions, certifyRoutes } from './routes/certify';
 import { classifyRoutes } from './routes/classify';
 import { healthRoutes } from './routes/health';
 import { v2Routes } from './v2/routes';
+import { RequestLog, requestLogPlugin } from '../telemetry/request-log';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,22 +47,6 @@ function requestId(req: IncomingMessage): string {
   return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
 }
 
-const isOverloadRefusal = (reply: FastifyReply) => reply.getHeader('retry-after') !== undefined;
-
-/** One log line per request, when it completes (the arrival line is debug). Never bodies or headers. */
-class RequestLog extends LogController {
-  override incomingRequest(req: FastifyRequest): void {
-    req.log.debug({ method: req.method, url: req.url }, 'incoming request');
-  }
-  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
-    const line = { method: req.method, url: req.url, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 };
-    if (error) req.log.error({ ...line, err: error }, 'request errored');
-    // Under a flood, overload refusals (503 + Retry-After) are most requests: s2s_rejections_total counts them; a line each would cost more than refusing.
-    else if (reply.statusCode === 503 && isOverloadRefusal(reply)) req.log.debug(line, 'request completed');
-    else req.log.info(line, 'request completed');
-  }
-}
-
 /**
  * Request validation from openapi.yaml's schemas: query and path values are
  * strings on the wire and get coerced; JSON bodies are taken as sent.
@@ -85,6 +70,7 @@ function validators() {
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  const requestLog = new RequestLog();
   const app = Fastify({
     loggerInstance: deps.logger,
     genReqId: requestId,
@@ -96,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // start.ts decides which connections close at shutdown (lifecycle.ts, trackConnections)
     forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: true },
-    logController: new RequestLog(),
+    logController: requestLog,
   });
   app.setValidatorCompiler(validators());
   app.decorate('models', deps.models);
@@ -110,6 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   const doc = deps.doc ?? loadOpenApi();
 
+  await app.register(requestLogPlugin, { apiKeys: config.apiKeys, registry: deps.metrics.registry, controller: requestLog });
   await app.register(errorsPlugin, { metrics: deps.metrics });
   await app.register(metricsPlugin, { metrics: deps.metrics });
   await app.register(lifecyclePlugin, { lifecycle: deps.lifecycle });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { UserError } from '../util/errors';
 import type { NoiseKind } from '../models/manifest';
@@ -41,7 +42,8 @@ export interface Config {
   maxPixelsGifTiff: number;
   decodeTimeoutS: number;
   maxParts: number;
-  trustProxy: boolean;
+  /** false, true (every hop: only when the proxy is the sole way in), or the proxies' addresses / CIDRs */
+  trustProxy: boolean | string[];
   logLevel: string;
   /** POST /v1/certify and `<set>-certified` (docs/certification.md) */
   certify: CertifyPolicy;
@@ -97,7 +99,7 @@ export const OPTIONS: OptionDef[] = [
   { key: 'maxPixelsGifTiff', env: 'S2S_MAX_PIXELS_GIF_TIFF', flag: '--max-pixels-gif-tiff', arg: 'n', default: '2097152', description: 'largest GIF or TIFF (width × height of the first frame) decoded: they decode 5–20× slower per pixel than JPEG or PNG; bigger ones get 413 before decoding' },
   { key: 'decodeTimeoutS', env: 'S2S_DECODE_TIMEOUT_S', flag: '--decode-timeout-s', arg: 's', default: '2', description: 'longest one image may take to decode; beyond it the decode is stopped and the request gets 413' },
   { key: 'maxParts', env: 'S2S_MAX_PARTS', flag: '--max-parts', arg: 'n', default: '32', description: 'most images per request (multipart parts, JSON images, V2 batch)' },
-  { key: 'trustProxy', env: 'S2S_TRUST_PROXY', flag: '--trust-proxy', arg: 'bool', default: 'false', description: 'take the client address from X-Forwarded-For (behind an ingress) for rate limiting and logs' },
+  { key: 'trustProxy', env: 'S2S_TRUST_PROXY', flag: '--trust-proxy', arg: 'addrs', default: 'false', description: 'whose X-Forwarded-For to believe for the client address (rate limits, logs): comma-separated proxy addresses or CIDRs (e.g. the ingress pods\' `10.0.0.0/8`), `true` for any hop, `false` for none' },
   { key: 'certify.n', env: 'S2S_CERTIFY_N', flag: '--certify-n', arg: 'n', default: '1000', description: '/v1/certify: noise draws per image when the request names none (plus 100 selection draws)' },
   { key: 'certify.maxN', env: 'S2S_CERTIFY_MAX_N', flag: '--certify-max-n', arg: 'n', default: '10000', description: '/v1/certify: most draws a request may ask for (each is a forward pass)' },
   { key: 'certify.alpha', env: 'S2S_CERTIFY_ALPHA', flag: '--certify-alpha', arg: 'a', default: '0.001', description: '/v1/certify: failure probability α of a certificate when the request names none' },
@@ -132,6 +134,21 @@ function oneOf<T extends string>(name: string, v: string, values: readonly T[]):
   const x = v.trim().toLowerCase();
   if (!(values as readonly string[]).includes(x)) throw new UserError(`${name} must be one of ${values.join(', ')}, got '${v}'`);
   return x as T;
+}
+
+/** `false`/`true`, or a list of proxy addresses and CIDRs (IPv4 or IPv6), each checked. */
+function trustedProxies(name: string, v: string): boolean | string[] {
+  if (/^\s*(1|0|true|false|yes|no|on|off)?\s*$/i.test(v)) return bool(name, v);
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of list) {
+    const [addr, bits, extra] = entry.split('/');
+    const family = isIP(addr);
+    const maxBits = family === 6 ? 128 : 32;
+    if (!family || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= maxBits))) {
+      throw new UserError(`${name} must be true, false or comma-separated addresses/CIDRs, got '${entry}'`);
+    }
+  }
+  return list;
 }
 
 function bool(name: string, v: string): boolean {
@@ -227,7 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     maxPixelsGifTiff: val('maxPixelsGifTiff', (n, v) => int(n, v, 1), 2097152),
     decodeTimeoutS: val('decodeTimeoutS', (n, v) => int(n, v, 1, 3600), 2),
     maxParts: val('maxParts', (n, v) => int(n, v, 1, 4096), 32),
-    trustProxy: val('trustProxy', bool, false),
+    trustProxy: val('trustProxy', trustedProxies, false),
     certify: {
       n: val('certify.n', (n, v) => int(n, v, 1, 1e7), 1000),
       maxN: val('certify.maxN', (n, v) => int(n, v, 1, 1e7), 10000),

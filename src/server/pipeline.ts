@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import type { Timed } from '../serving/batcher';
 import type { ImageResult, ServedModel } from '../serving/served-model';
 import type { Metrics } from './metrics';
+import { tracePipeline } from '../telemetry/request-log';
 
 /**
  * The path every route shares: reserve room in the model's queue (503 at once
@@ -45,7 +46,8 @@ export async function runPipeline(req: PipelineRequest, metrics: Metrics): Promi
     ticket.cancel();
     throw e;
   }
-  metrics.observeStage('decode', model.name, (performance.now() - t0) / 1000);
+  const decodedAt = performance.now();
+  metrics.observeStage('decode', model.name, (decodedAt - t0) / 1000);
   const deadline = t0 + req.budgetMs;
   const timed = await ticket.submit(
     pixels.map((p) => ({ pixels: p, sigma: req.sigma, reconstruction: req.reconstruction })),
@@ -53,6 +55,7 @@ export async function runPipeline(req: PipelineRequest, metrics: Metrics): Promi
   );
   metrics.observeStage('queue_wait', model.name, Math.max(...timed.map((t) => t.queueMs)) / 1000);
   metrics.observeStage('inference', model.name, Math.max(...timed.map((t) => t.inferenceMs)) / 1000);
+  tracePipeline(t0, decodedAt, Math.max(...timed.map((t) => t.queueMs)), Math.max(...timed.map((t) => t.inferenceMs)), model.name, req.count);
   return { results: timed.map((t, i) => ({ ...t, decodeMs: decodeMs[i] })) };
 }
 

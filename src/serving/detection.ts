@@ -1,5 +1,5 @@
 /**
- * Detection (PROTOCOL.md, "Detection"): the score is KL(softmax f(x) ‖
+ * Detection (docs/protocol.md, "Detection"): the score is KL(softmax f(x) ‖
  * softmax f(s(x))), computed inside the serving graph; an image whose score
  * exceeds the manifest's calibrated threshold is flagged as adversarial.
  * `annotate` reports the verdict; `reject` refuses the request with 422.

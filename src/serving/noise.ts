@@ -3,7 +3,7 @@ import { UserError } from '../util/errors';
 import type { NoiseKind } from '../models/manifest';
 
 /**
- * Serving noise (PROTOCOL.md, "Noise layers"): added to the input before the
+ * Serving noise (docs/protocol.md, "Noise layers"): added to the input before the
  * S2SNet, clipped to [0,1] inside the graph. Drawn from node:crypto's CSPRNG,
  * never a seeded generator: an attacker who could predict the draw could
  * subtract it and the randomisation would defend nothing.

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,12 +8,8 @@ import { saveModel } from '../../src/onnx/io';
 const root = join(__dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
 
-/** The CLI is tested as users run it: the built binary in a child process. */
+/** The CLI is tested as users run it: the built binary (test/support/global-setup.js builds dist/ once) in a child process. */
 describe('s2s CLI', () => {
-  beforeAll(() => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  });
-
   const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 
   it('--help lists the subcommands', () => {
@@ -49,5 +45,35 @@ describe('s2s CLI', () => {
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/is not a valid ONNX model/);
+  });
+
+  // One error style: one line on stderr, exit 2, before anything is loaded.
+  it.each([
+    [['serve', '--provider', 'tpu'], "s2s: --provider expects one of auto, cpu, cuda, got 'tpu'"],
+    [['eval', '--models', '/no/such', '--out', '/tmp/x', '--provider', 'tpu'], "s2s: --provider expects one of auto, cpu, cuda, got 'tpu'"],
+    [['train', 'default', '--provider', 'tpu'], "s2s: --provider expects one of auto, cpu, cuda, got 'tpu'"],
+    [['gradients', '--models', '/no/such', '--out', '/tmp/x', '--provider', 'tpu'], "s2s: --provider expects one of auto, cpu, cuda, got 'tpu'"],
+    [['transfer', '--models', '/no/such', '--out', '/tmp/x', '--provider', 'tpu'], "s2s: --provider expects one of auto, cpu, cuda, got 'tpu'"],
+    // The training data is the full Fashion-MNIST here: the option must fail before it is read.
+    [['train', 'classifier', '--out', '/tmp/x.onnx', '--epochs', 'two'], "s2s: --epochs expects an integer ≥ 1, got 'two'"],
+    [['train', 'set', '--classifier', 'a', '--autoencoder', 'b', '--s2snet', 'c', '--out', 'd', '--fpr', 'x'], "s2s: --fpr expects a number ≥ 0, got 'x'"],
+    [['train', 'classifier', '--out', '/tmp/x.onnx', '--bogus'], "s2s: unknown option '--bogus' (see --help)"],
+    [['info'], "s2s: missing required argument 'model' (see --help)"],
+    [['nope'], "s2s: unknown command 'nope' (see --help)"],
+  ])('%j is one line and exit 2', (args, line) => {
+    const r = run(...args);
+    expect(r.stderr).toBe(`${line}\n`);
+    expect(r.status).toBe(2);
+  });
+
+  it('serve --provider cuda without a GPU refuses in one line naming what is missing', () => {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [cli, 'serve', '--provider', 'cuda', '--port', '0'], { encoding: 'utf8', timeout: 20000 });
+    const ms = Date.now() - t0;
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^s2s: provider cuda was requested but CUDA cannot be used here: missing .*CUDA provider library/);
+    expect(r.stdout).toBe('');
+    process.stdout.write(`serve --provider cuda refused in ${ms} ms\n`);
   });
 });

@@ -123,7 +123,8 @@ beforeAll(async () => {
   if (!job) throw new Error('deploy/prometheus/prometheus.yml has no job "s2s", which the alert rules select');
   config.global = { ...config.global, scrape_interval: '1s', evaluation_interval: '1s' };
   config.rule_files = [ALERTS_PATH];
-  job.static_configs = [{ targets: services.map((s) => s.url.replace('http://', '')) }];
+  // A namespace label, as every Kubernetes scrape (ServiceMonitor or pod discovery) adds: the dashboard's namespace variable lists it.
+  job.static_configs = [{ targets: services.map((s) => s.url.replace('http://', '')), labels: { namespace: 'ml' } }];
   writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(config));
   mkdirSync(join(dir, 'data'));
   const promPort = await freePort();

@@ -1,27 +1,27 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import { FASHION_MNIST_LABELS, loadFashionMnist } from '../../src/data/fashionMnist';
+import { FASHION_MNIST_LABELS } from '../../src/data/fashionMnist';
 import { loadModelSet } from '../../src/models/loader';
 import { Manifest } from '../../src/models/manifest';
-import { encodeModel, loadModel } from '../../src/onnx/io';
-import { chain } from '../../src/onnx/compose';
+import { loadModel } from '../../src/onnx/io';
 import { Graph } from '../../src/onnx/graph';
 import { DEFAULT_RECIPE } from '../../src/pipeline/default-set';
+import { SubsetCounts, evaluateCommittedSet } from './support/committed-eval';
 
 /**
  * The committed model sets: they load (schema and sha256), they are what the
  * manifest says, the S2SNet's encoder is the autoencoder's byte for byte, and
- * — where the full Fashion-MNIST is installed (CI installs it) — the recorded
- * metrics and detection threshold are reproduced by an evaluation written
- * here from scratch (plain onnxruntime sessions and arithmetic, not
- * src/pipeline/evaluate.ts).
+ * — where the full Fashion-MNIST is installed (CI installs it) — their
+ * accuracy, PSNR and detection threshold are re-measured on a fixed subset
+ * by an evaluation written from scratch (support/committed-eval.ts).
  */
 const models = join(__dirname, '..', '..', 'models');
 const sets = DEFAULT_RECIPE.classifiers.map((c) => ({ name: c.set, defence: c.defence }));
 const fashionDir = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
 const haveData = existsSync(join(fashionDir, 't10k-images-idx3-ubyte.gz')) || existsSync(join(fashionDir, 't10k-images-idx3-ubyte'));
+
+const subset = JSON.parse(readFileSync(join(__dirname, 'committed-subset.json'), 'utf8')) as { stride: number; sets: Record<string, SubsetCounts> };
 
 interface Recorded {
   testSet: { images: number };
@@ -35,36 +35,6 @@ const bytes = (g: Graph, name: string) => {
   const t = g.initializers.get(name)!;
   return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 };
-
-async function session(source: string | Graph): Promise<ort.InferenceSession> {
-  const model = typeof source === 'string' ? readFileSync(source) : encodeModel(source);
-  return ort.InferenceSession.create(model, { graphOptimizationLevel: 'all' });
-}
-
-function logSoftmax(z: Float32Array, i: number, k: number): number[] {
-  const row = Array.from(z.subarray(i * k, (i + 1) * k));
-  const m = Math.max(...row);
-  const lse = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
-  return row.map((v) => v - lse);
-}
-
-function kl(zc: Float32Array, zd: Float32Array, i: number, k: number): number {
-  const p = logSoftmax(zc, i, k);
-  const q = logSoftmax(zd, i, k);
-  return p.reduce((a, lp, j) => a + Math.exp(lp) * (lp - q[j]), 0);
-}
-
-const argmax = (z: Float32Array, i: number, k: number) => {
-  let b = 0;
-  for (let j = 1; j < k; j++) if (z[i * k + j] > z[i * k + b]) b = j;
-  return b;
-};
-
-function psnr(x: Float32Array, r: Float32Array, i: number, per: number): number {
-  let se = 0;
-  for (let j = i * per; j < (i + 1) * per; j++) se += (x[j] - r[j]) ** 2;
-  return 10 * Math.log10(1 / Math.max(se / per, 1e-10));
-}
 
 describe.each(sets)('committed model set $name', ({ name, defence }) => {
   const dir = join(models, name);
@@ -109,66 +79,28 @@ describe.each(sets)('committed model set $name', ({ name, defence }) => {
     expect(total).toBeLessThan(12 * 1024 * 1024);
   });
 
-  (haveData ? it : it.skip)('the recorded metrics are reproduced on the full test set within 0.2 points, the threshold on the held-out images', async () => {
+  (haveData ? it : it.skip)('reproduces its recorded counts on the fixed 2,000-image subset, consistent with the full-set metrics of its manifest', async () => {
+    // The full 10,000-image evaluation is `s2s train set`'s (it writes the manifest); this test re-measures a fixed fifth of
+    // it with code written from scratch, against counts recorded by support/record-committed-subset.ts.
+    const expected = subset.sets[name];
+    expect(expected).toBeDefined();
+    const got = await evaluateCommittedSet(dir, fashionDir, subset.stride);
+    // Exact up to a couple of images whose logits tie within float noise across CPUs (kernel choice).
+    expect(got.testImages).toBe(expected.testImages);
+    expect(got.calibrationImages).toBe(expected.calibrationImages);
+    for (const k of Object.keys(expected.correct) as Array<keyof SubsetCounts['correct']>) expect(Math.abs(got.correct[k]! - expected.correct[k]!)).toBeLessThanOrEqual(2);
+    for (const k of Object.keys(expected.psnrDb) as Array<keyof SubsetCounts['psnrDb']>) expect(Math.abs(got.psnrDb[k]! - expected.psnrDb[k]!)).toBeLessThanOrEqual(0.01);
+    expect(Math.abs(got.aboveThreshold - expected.aboveThreshold)).toBeLessThanOrEqual(2);
+
+    // And the subset agrees with the manifest's full-set figures within sampling error (2,000 of 10,000 images:
+    // a top-1 near 0.92 has a standard error of 0.6 points; 1,000 calibration images at 5 % one of 0.7 points).
     const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
     const rec = m.metrics as unknown as Recorded;
-    const test = loadFashionMnist({ dir: fashionDir, split: 'test' });
-    expect(rec.testSet.images).toBe(test.size);
-    const f = await session(join(dir, 'classifier.onnx'));
-    const ae = await session(join(dir, 'autoencoder.onnx'));
-    const defended = defence === 's2snet' ? await session(join(dir, 'defended.onnx')) : undefined;
-    const k = 10;
-    const per = 784;
-    const hits = { classifier: 0, autoencoder: 0, s2snet: 0 };
-    const psnrSum = { autoencoder: 0, s2snet: 0 };
-    const bs = 1000;
-    for (let start = 0; start < test.size; start += bs) {
-      const rows = Array.from({ length: Math.min(bs, test.size - start) }, (_, i) => start + i);
-      const b = await test.get(rows);
-      const x = new ort.Tensor('float32', b.images, [rows.length, 1, 28, 28]);
-      const zf = (await f.run({ input: x })).logits.data as Float32Array;
-      const rAe = (await ae.run({ input: x })).reconstruction.data as Float32Array;
-      const zAe = (await f.run({ input: new ort.Tensor('float32', rAe, x.dims) })).logits.data as Float32Array;
-      const d = defended ? await defended.run({ input: x }) : undefined;
-      for (let i = 0; i < rows.length; i++) {
-        const y = Number(b.labels![i]);
-        if (argmax(zf, i, k) === y) hits.classifier++;
-        if (argmax(zAe, i, k) === y) hits.autoencoder++;
-        psnrSum.autoencoder += psnr(b.images, rAe, i, per);
-        if (d) {
-          if (argmax(d.logits.data as Float32Array, i, k) === y) hits.s2snet++;
-          psnrSum.s2snet += psnr(b.images, d.reconstruction.data as Float32Array, i, per);
-        }
-      }
-    }
-    const n = test.size;
-    expect(Math.abs(100 * hits.classifier / n - 100 * rec.top1.classifier)).toBeLessThanOrEqual(0.2);
-    expect(Math.abs(100 * hits.autoencoder / n - 100 * rec.top1.autoencoder)).toBeLessThanOrEqual(0.2);
-    expect(Math.abs(psnrSum.autoencoder / n - rec.psnrDb.autoencoder)).toBeLessThanOrEqual(0.2);
-    if (defended) {
-      expect(Math.abs(100 * hits.s2snet / n - 100 * rec.top1.s2snet)).toBeLessThanOrEqual(0.2);
-      expect(Math.abs(psnrSum.s2snet / n - rec.psnrDb.s2snet)).toBeLessThanOrEqual(0.2);
-    }
-
-    // The threshold: KL(f(x) ‖ f(defence(x))) on the held-out training rows; 5% of them lie above it.
-    const train = loadFashionMnist({ dir: fashionDir, split: 'train' });
-    const calib = rec.detection.calibrationImages;
-    const first = train.size - calib;
-    // Baseline sets flag on f(AE(x)); composed here with the project's composer, a path independent of the pipeline's.
-    const viaDefence = defended ?? (await session(chain(loadModel(join(dir, 'autoencoder.onnx')), loadModel(join(dir, 'classifier.onnx')), 'reconstruction', 'input')));
-    let above = 0;
-    for (let start = first; start < train.size; start += bs) {
-      const rows = Array.from({ length: Math.min(bs, train.size - start) }, (_, i) => start + i);
-      const x = new ort.Tensor('float32', (await train.get(rows)).images, [rows.length, 1, 28, 28]);
-      const zc = (await f.run({ input: x })).logits.data as Float32Array;
-      const zd = (await viaDefence.run({ input: x })).logits.data as Float32Array;
-      for (let i = 0; i < rows.length; i++) if (kl(zc, zd, i, k) > m.detection.threshold) above++;
-    }
-    // Nearest-rank 95th percentile: at most 5% above; float32-vs-float64 noise may move a score or two across.
-    expect(above / calib).toBeLessThanOrEqual(0.05 + 2 / calib);
-    expect(above / calib).toBeGreaterThanOrEqual(0.05 - 2 / calib);
-    for (const s of new Set([f, ae, viaDefence, defended])) await s?.release();
-  }, 900_000);
+    expect(rec.testSet.images).toBe(10000);
+    for (const k of Object.keys(got.correct) as Array<keyof SubsetCounts['correct']>) expect(Math.abs(100 * got.correct[k]! / got.testImages - 100 * rec.top1[k])).toBeLessThanOrEqual(2);
+    for (const k of Object.keys(got.psnrDb) as Array<keyof SubsetCounts['psnrDb']>) expect(Math.abs(got.psnrDb[k]! - rec.psnrDb[k])).toBeLessThanOrEqual(0.5);
+    expect(Math.abs(got.aboveThreshold / got.calibrationImages - (m.detection.falsePositiveRate ?? NaN))).toBeLessThanOrEqual(0.025);
+  }, 300_000);
 });
 
 describe('the default set meets the targets of issue 4', () => {

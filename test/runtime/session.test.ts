@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { GraphBuilder } from '../../src/onnx/builder';
 import { floatTensor } from '../../src/onnx/tensor';
-import { parseProvider } from '../../src/runtime/providers';
+import { missingForCuda, parseProvider } from '../../src/runtime/providers';
 import { createSession } from '../../src/runtime/session';
 import { UserError } from '../../src/util/errors';
 
@@ -30,14 +32,25 @@ describe('ModelSession', () => {
     await expect(createSession('/no/such/model.onnx')).rejects.toThrow('model file not found: /no/such/model.onnx');
   });
 
-  it('falls back from CUDA to CPU explicitly and logs why', async () => {
-    const warnings: object[] = [];
-    const logger = { info: () => undefined, warn: (o: object) => warnings.push(o) };
-    const s = await createSession(tiny(), { provider: 'cuda', logger });
-    // This machine has no CUDA provider library, so the fallback must have happened and been logged.
+  it('cuda means CUDA or a one-line refusal naming what is missing', async () => {
+    // This machine has no CUDA provider library, driver or device.
+    const err = await createSession(tiny(), { provider: 'cuda' }).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).not.toContain('\n');
+    expect(err.message).toMatch(/^provider cuda was requested but CUDA cannot be used here: missing /);
+    expect(err.message).toContain("ONNX Runtime's CUDA provider library");
+    expect(err.message).toContain('npm run install:cuda');
+    expect(err.message).toContain('/dev/nvidia0');
+    expect(missingForCuda(3).join(' ')).toContain('/dev/nvidia3');
+  });
+
+  it('auto falls back to the CPU and logs why', async () => {
+    const lines: object[] = [];
+    const logger = { info: (o: object) => lines.push(o), warn: (o: object) => lines.push(o) };
+    const s = await createSession(tiny(), { provider: 'auto', logger });
     expect(s.provider).toBe('cpu');
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ graph: 'tiny', provider: 'cpu' });
+    expect(lines[0]).toMatchObject({ graph: 'tiny', provider: 'cpu' });
+    expect((lines[0] as { reason: string }).reason).toMatch(/^CUDA cannot be used here: missing /);
     const r = await s.run({ input: floatTensor([2, 1, 4, 4]) });
     expect(r.logits.dims).toEqual([2, 3]);
   });
@@ -56,6 +69,24 @@ describe('ModelSession', () => {
   it('parses provider names strictly', () => {
     expect(parseProvider(undefined)).toBe('auto');
     expect(parseProvider('CUDA')).toBe('cuda');
+    expect(() => parseProvider('tpu')).toThrow(UserError);
     expect(() => parseProvider('tpu')).toThrow("unknown execution provider 'tpu'");
+  });
+});
+
+describe("ONNX Runtime's native log", () => {
+  it('stays out of stderr (it is not JSON): a failing CUDA provider reaches us as an exception only', () => {
+    const root = join(__dirname, '..', '..');
+    const model = join(root, 'models', 'fashion-mnist', 'classifier.onnx');
+    // Loading our session module silences ORT; then ask ORT itself for CUDA, which fails on this machine.
+    const script = `
+      require('./src/runtime/session');
+      const ort = require('onnxruntime-node');
+      ort.InferenceSession.create(${JSON.stringify(model)}, { executionProviders: [{ name: 'cuda' }] })
+        .then(() => console.log('cuda available'), (e) => console.log('refused: ' + e.message.split('\\n')[0]));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: root, encoding: 'utf8' });
+    if (r.stdout.includes('cuda available')) return; // a GPU machine: nothing to refuse
+    expect(r.stdout).toMatch(/^refused: /);
+    expect(r.stderr).toBe('');
   });
 });

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { OPTIONS, loadConfig } from '../../server/config';
+import { requireCuda } from '../../runtime/providers';
 import { startServer } from '../../server/start';
+import { startTracing, stopTracing } from '../../telemetry/tracing';
 
 /**
  * `s2s serve`: the defence proxy. Every flag mirrors an environment variable
@@ -17,7 +19,11 @@ export function register(program: Command): void {
   }
   cmd.action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(process.env, flags);
+    // Refuse at once, before any model set is read, when CUDA was asked for and cannot work here.
+    if (config.provider === 'cuda') requireCuda();
+    startTracing();
     const server = await startServer(config, { handleSignals: true });
     await server.closed;
+    await stopTracing();
   });
 }

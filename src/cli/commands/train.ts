@@ -22,7 +22,7 @@ import { STAGE2_RECIPE_METADATA } from '../../pipeline/recipes/recipe';
 
 /**
  * `s2s train classifier | autoencoder | s2snet | set | default`: the S2SNet
- * training pipeline (PROTOCOL.md, Training). Each stage reads Fashion-MNIST
+ * training pipeline (docs/protocol.md, "Training"). Each stage reads Fashion-MNIST
  * IDX files or an image folder (decoded to the model's geometry, e.g.
  * 224×224 RGB), checkpoints as it goes and resumes with --resume.
  */

@@ -10,6 +10,7 @@ import { sendError } from '../errors';
 import { imagesFromRequest } from '../inputs';
 import { OpenApiDoc, route } from '../openapi';
 import { budgetLeft, runPipeline } from '../pipeline';
+import { noteVerdicts } from '../../telemetry/request-log';
 
 interface ClassifyQuery {
   topK?: number;
@@ -49,6 +50,7 @@ export function rejectFlagged(app: FastifyInstance, req: FastifyRequest, reply: 
 export function countDetections(app: FastifyInstance, model: ServedModel, detections: Detection[]): void {
   app.metrics.images.inc({ model: model.name }, detections.length);
   for (const d of detections) app.metrics.detections.inc({ model: model.name, verdict: d.verdict });
+  noteVerdicts(model, detections);
 }
 
 /** POST /v1/classify, POST /v1/reconstruct, GET /v1/models */

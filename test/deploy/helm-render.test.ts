@@ -1,0 +1,109 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/server/config';
+import { K8sObject, helmBinary, render, renderError } from './support/helm';
+import { HELM } from './support/repo';
+
+/**
+ * The chart rendered by a real `helm template` (support/helm.ts says where the binary comes from), every
+ * object checked against the Kubernetes OpenAPI schemas (kubernetes-models, prometheus-operator and KEDA
+ * models), and the defaults that follow from the pod checked on the rendered objects.
+ */
+const helm = helmBinary();
+const suite = helm ? describe : process.env.CI ? describe : describe.skip;
+
+function validate(objects: K8sObject[]): Array<{ kind: string; name: string; error: string | null }> {
+  const r = spawnSync(process.execPath, [join(__dirname, 'support', 'validate-k8s.mjs')], { input: JSON.stringify(objects), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+const deployment = (objects: K8sObject[]) => objects.find((o) => o.kind === 'Deployment')!;
+const container = (objects: K8sObject[]) => deployment(objects).spec.template.spec.containers[0];
+const env = (objects: K8sObject[], name: string) => container(objects).env.find((e: { name: string }) => e.name === name);
+
+const volumes = { 'evalJob.data.volume': { persistentVolumeClaim: { claimName: 'fashion-mnist' } }, 'evalJob.results.volume': { persistentVolumeClaim: { claimName: 'results' } } };
+const CASES: Array<[string, Record<string, unknown>]> = [
+  ['defaults', {}],
+  ['everything on', { 'ingress.enabled': true, 'metrics.serviceMonitor.enabled': true, 'metrics.prometheusRule.enabled': true, 'networkPolicy.enabled': true, 'evalJob.enabled': true, ...volumes, 'autoscaling.queueDepth.enabled': true, 'server.apiKeys.existingSecret': 'keys', 'server.trustedProxies': ['10.0.0.0/8'] }],
+  ['GPU with KEDA', { 'gpu.enabled': true, 'autoscaling.keda.enabled': true, 'autoscaling.keda.serverAddress': 'http://prometheus.monitoring:9090', 'image.digest': `sha256:${'a'.repeat(64)}` }],
+  ['fixed replicas', { 'autoscaling.enabled': false, 'podDisruptionBudget.enabled': false, 'topologySpread.enabled': false, 'grafanaDashboard.enabled': false }],
+];
+
+suite('helm template (real Helm) + Kubernetes schemas', () => {
+  test('helm lint passes', () => {
+    const out = execFileSync(helm!, ['lint', HELM, '--set-json', `evalJob.data.volume=${JSON.stringify(volumes['evalJob.data.volume'])}`], { encoding: 'utf8' });
+    expect(out).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  test.each(CASES)('%s: every rendered object is valid against its schema', (_name, values) => {
+    const objects = render(values);
+    expect(objects.length).toBeGreaterThanOrEqual(3);
+    const results = validate(objects);
+    expect(results.filter((r) => r.error)).toEqual([]);
+    expect(results.map((r) => r.kind)).toContain('Deployment');
+  });
+
+  test('the validator does reject a malformed object (the check can fail)', () => {
+    const objects = render();
+    const bad = structuredClone(deployment(objects));
+    bad.spec.template.spec.containers[0].ports[0].containerPort = 'http';
+    expect(validate([bad])[0].error).toMatch(/containerPort must be integer/);
+  });
+
+  test('ONNX Runtime threads come from the CPU limit (a pod with limits.cpu 2 gets S2S_THREADS=2), else the request', () => {
+    const limited = render({ resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } } });
+    expect(env(limited, 'S2S_THREADS')).toEqual({ name: 'S2S_THREADS', valueFrom: { resourceFieldRef: { containerName: 's2s', resource: 'limits.cpu', divisor: '1' } } });
+    // The kubelet resolves limits.cpu 2 with divisor 1 to "2"; the service reads that as 2 intra-op threads.
+    expect(loadConfig({ S2S_THREADS: '2' }).threads).toBe(2);
+    expect(env(render(), 'S2S_THREADS').valueFrom.resourceFieldRef.resource).toBe('requests.cpu');
+    expect(env(render({ 'server.threads': 3 }), 'S2S_THREADS')).toEqual({ name: 'S2S_THREADS', value: '3' });
+  });
+
+  test('the grace period covers preStop + drain + request timeout, and the guard refuses less', () => {
+    const d = deployment(render());
+    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(5 + 5 + 30);
+    expect(env(render(), 'S2S_REQUEST_TIMEOUT_MS').value).toBe('30000');
+    expect(renderError({ terminationGracePeriodSeconds: 39 })).toContain('terminationGracePeriodSeconds (39) must be at least lifecycle.preStopSleepSeconds + server.drainMs/1000 + server.requestTimeoutMs/1000 (5 + 5 + 30 = 40)');
+    expect(renderError({ terminationGracePeriodSeconds: 45, 'server.requestTimeoutMs': 60000 })).toContain('(5 + 5 + 60 = 70)');
+    expect(() => render({ terminationGracePeriodSeconds: 40 })).not.toThrow();
+  });
+
+  test('autoscaling: CPU by default, queue depth as a Pods metric, or KEDA instead of the HPA', () => {
+    const hpa = render({ 'autoscaling.queueDepth.enabled': true, 'autoscaling.targetCPUUtilizationPercentage': null }).find((o) => o.kind === 'HorizontalPodAutoscaler')!;
+    expect(hpa.spec.metrics).toEqual([{ type: 'Pods', pods: { metric: { name: 's2s_queue_depth' }, target: { type: 'AverageValue', averageValue: '8' } } }]);
+    const keda = render({ 'autoscaling.keda.enabled': true, 'autoscaling.keda.serverAddress': 'http://prom:9090' });
+    expect(keda.some((o) => o.kind === 'HorizontalPodAutoscaler')).toBe(false);
+    const so = keda.find((o) => o.kind === 'ScaledObject')!;
+    expect(so.spec.triggers[0].metadata.query).toBe('sum(s2s_queue_depth{job="s2s", namespace="ml", service="rel-s2s"})');
+    expect(renderError({ 'autoscaling.keda.enabled': true })).toContain('autoscaling.keda.serverAddress');
+    expect(renderError({ 'autoscaling.targetCPUUtilizationPercentage': null })).toContain('autoscaling needs at least one metric');
+  });
+
+  test('revision history, topology spread, image digest, trusted proxies, ingress, runbook links', () => {
+    const objects = render({ 'image.digest': `sha256:${'b'.repeat(64)}`, 'server.trustedProxies': ['10.0.0.0/8', '192.168.0.1'], 'ingress.enabled': true, 'metrics.prometheusRule.enabled': true, 'metrics.prometheusRule.runbookBaseUrl': 'https://git.example/s2s/blob/main/' });
+    const d = deployment(objects);
+    expect(d.spec.revisionHistoryLimit).toBe(5);
+    expect(d.spec.template.spec.topologySpreadConstraints.map((t: { topologyKey: string }) => t.topologyKey)).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
+    expect(container(objects).image).toBe(`s2s@sha256:${'b'.repeat(64)}`);
+    expect(env(objects, 'S2S_TRUST_PROXY').value).toBe('10.0.0.0/8,192.168.0.1');
+    const ingress = objects.find((o) => o.kind === 'Ingress')!;
+    expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: 'rel-s2s', port: { name: 'http' } });
+    const rule = objects.find((o) => o.kind === 'PrometheusRule')!;
+    const urls = rule.spec.groups.flatMap((g: { rules: Array<{ annotations?: { runbook_url?: string } }> }) => g.rules.map((r) => r.annotations?.runbook_url)).filter(Boolean);
+    expect(urls.length).toBeGreaterThan(0);
+    for (const u of urls) expect(u).toMatch(/^https:\/\/git\.example\/s2s\/blob\/main\/docs\/runbook\.md#s2s[a-z0-9]+$/);
+  });
+});
+
+describe('the chart folder', () => {
+  test('holds no symlinks (helm package and some registries drop or refuse them)', () => {
+    const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => {
+      const p = join(dir, f);
+      const st = lstatSync(p);
+      return st.isSymbolicLink() ? [p] : st.isDirectory() ? walk(p) : [];
+    });
+    expect(walk(HELM)).toEqual([]);
+  });
+});
