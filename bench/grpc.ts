@@ -92,7 +92,9 @@ async function main() {
   };
 
   // gRPC client from the published proto
-  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(join(ROOT, 'proto', 'grpc_predict_v2.proto'), { keepCase: true, longs: Number, defaults: true })) as any;
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(join(ROOT, 'proto', 'grpc_predict_v2.proto'), { keepCase: true, longs: Number, defaults: true })) as unknown as {
+    inference: { GRPCInferenceService: new (address: string, creds: grpc.ChannelCredentials) => grpc.Client & { ModelInfer(req: unknown, done: (err: Error | null) => void): void } };
+  };
   const client = new pkg.inference.GRPCInferenceService(grpcAddress, grpc.credentials.createInsecure());
   const inferRequest = { model_name: MODEL, inputs: [{ name: 'input', datatype: 'FP32', shape }], outputs: [{ name: 'probs' }, { name: 'score' }], raw_input_contents: [raw] };
   const grpcCall = () =>

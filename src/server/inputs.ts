@@ -48,9 +48,12 @@ export function jsonLimitsFor(req: FastifyRequest, o: BodyParserOptions): JsonLi
   return protocolJsonLimits(o);
 }
 
-/** Bounds for an Open Inference Protocol body: at most maxParts images' values in one array. */
+/**
+ * Bounds for an Open Inference Protocol body: about maxParts images' values in one array. Twice
+ * that, so a batch just over the limit reaches the shape check and its 413 naming the image limit.
+ */
 export function protocolJsonLimits(o: BodyParserOptions): JsonLimits {
-  return { maxDepth: 16, maxArrayLength: Math.max(1024, o.maxParts * o.maxImageValues()), maxObjectKeys: 1024, maxStringLength: o.bodyLimit };
+  return { maxDepth: 16, maxArrayLength: Math.max(1024, 2 * o.maxParts * o.maxImageValues()), maxObjectKeys: 1024, maxStringLength: o.bodyLimit };
 }
 
 const tooLarge = (limit: number) => new UserError(`request body over ${limit} bytes`, 413);

@@ -34,7 +34,7 @@ function promisify(client: grpc.Client): Call {
     new Promise((resolve, reject) => {
       const md = new grpc.Metadata();
       for (const [k, v] of Object.entries(metadata)) md.set(k, v);
-      (client as unknown as Record<string, Function>)[method](request, md, { deadline: Date.now() + 20000 }, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res)));
+      (client as unknown as Record<string, (...args: unknown[]) => void>)[method](request, md, { deadline: Date.now() + 20000 }, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res)));
     });
 }
 
