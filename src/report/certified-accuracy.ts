@@ -39,7 +39,7 @@ export function certifiedAccuracyChart(r: CertifyResults, quantile: (p: number) 
         encoding: {
           x: { field: 'radius', type: 'quantitative', title: 'L2 radius (pixels in [0, 1])' },
           y: { field: 'accuracy', type: 'quantitative', title: 'certified accuracy', scale: { domain: [0, 1] } },
-          color: { field: 'model', type: 'nominal', title: 'base classifier' },
+          color: { field: 'model', type: 'nominal', title: 'base classifier', legend: { labelLimit: 320 } },
           strokeDash: { field: 'sigma', type: 'nominal', title: 'σ' },
           detail: { field: 'curve', type: 'nominal' },
         },
