@@ -6,7 +6,7 @@ import type { Graph } from '../onnx/graph';
 import type { ProviderChoice } from '../runtime/providers';
 import type { RuntimeLogger } from '../runtime/session';
 import { BaseKind, buildBaseClassifier } from './base-classifier';
-import { BaseSession, openBaseSession } from './base-session';
+import { BaseRunner, BaseSession, baseSessionOn, openBaseSession } from './base-session';
 import type { NoiseFactory } from './noise-source';
 import type { CertifyPolicy } from './policy';
 import { drawSampler } from './sampler';
@@ -38,7 +38,16 @@ export interface CertifyingOptions {
   maxImages: number;
   logger?: RuntimeLogger;
   observer?: BatcherObserver;
+  /**
+   * Where h's session lives: the service passes its served set, whose inference
+   * worker threads load h beside the serving graph (then provider and threads
+   * are theirs); without it h gets an in-process session.
+   */
+  host?: { loadGraph(name: string, graph: Graph): Promise<BaseRunner> };
 }
+
+/** The name h is loaded under in a served set's inference workers. */
+export const CERTIFY_GRAPH = 'certify-base';
 
 export interface ServedCertificate extends Certificate {
   queueMs: number;
@@ -66,6 +75,8 @@ export class CertifyingModel {
     readonly policy: CertifyPolicy,
     readonly maxImages: number,
     private readonly observer?: BatcherObserver,
+    /** false when h lives in a host's workers: the host releases it with everything else */
+    private readonly ownsSession = true,
   ) {
     // Admission (below) keeps at most one queued chunk per admitted image, so the queue never refuses one.
     this.batcher = new Batcher((chunks) => this.runChunks(chunks), { maxBatch: 1, maxDelayMs: 0, queueLimit: maxImages }, observer);
@@ -77,14 +88,18 @@ export class CertifyingModel {
     const graphs: { classifier: Graph; s2snet?: Graph; autoencoder?: Graph } = { classifier: loadModel(set.paths.classifier) };
     if (base === 'f∘s') graphs.s2snet = loadModel(set.paths.s2snet);
     if (base === 'f∘ae') graphs.autoencoder = loadModel(set.paths.autoencoder);
-    const h = await openBaseSession(buildBaseClassifier(m, graphs, base), [m.input.channels, m.input.height, m.input.width], {
-      provider: o.provider,
-      intraOpThreads: o.intraOpThreads,
-      label: `${m.name}@${m.version} ${base} (certify)`,
-      logger: o.logger,
-      allowSpinning: false,
-    });
-    return new CertifyingModel(m, base, h, o.policy, Math.max(1, o.maxImages), o.observer);
+    const graph = buildBaseClassifier(m, graphs, base);
+    const shape: [number, number, number] = [m.input.channels, m.input.height, m.input.width];
+    const h = o.host
+      ? baseSessionOn(await o.host.loadGraph(CERTIFY_GRAPH, graph), shape)
+      : await openBaseSession(graph, shape, {
+          provider: o.provider,
+          intraOpThreads: o.intraOpThreads,
+          label: `${m.name}@${m.version} ${base} (certify)`,
+          logger: o.logger,
+          allowSpinning: false,
+        });
+    return new CertifyingModel(m, base, h, o.policy, Math.max(1, o.maxImages), o.observer, !o.host);
   }
 
   get name(): string {
@@ -145,6 +160,6 @@ export class CertifyingModel {
 
   async close(): Promise<void> {
     await this.batcher.idle();
-    await this.h.session.release();
+    if (this.ownsSession) await this.h.session.release();
   }
 }

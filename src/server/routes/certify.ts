@@ -33,6 +33,13 @@ import { budgetLeft } from '../pipeline';
 export interface Certification {
   /** smoothed classifiers by model-set name */
   models: Map<string, CertifyingModel>;
+  /**
+   * Model control: the smoothed classifier for a set about to be served
+   * (call before the swap; a failure leaves everything as it was), and the
+   * swap itself once the set is in the registry (or gone, with undefined).
+   */
+  prepare(served: ServedModel): Promise<CertifyingModel>;
+  swap(name: string, next: CertifyingModel | undefined): void;
   metrics: CertifyMetrics;
   /** noise of image i of a request: the CSPRNG, or seeded streams in tests */
   noiseFor: (imageIndex: number) => NoiseFactory;
@@ -107,24 +114,29 @@ export async function certifyImages(
   return certs;
 }
 
-/** One smoothed classifier per served set, from the same verified files. */
+/**
+ * The smoothed classifier of one served set, from the same verified files,
+ * its base classifier loaded into that set's inference workers (so it lives
+ * and is released with the set's version).
+ */
+async function loadCertifier(app: FastifyInstance, config: Config, served: ServedModel): Promise<CertifyingModel> {
+  const set = await loadModelSet(join(config.modelsDir, served.name));
+  if (set.manifest.version !== served.version) throw new UserError(`model set '${served.name}' changed on disk while loading (version ${set.manifest.version}, serving ${served.version})`);
+  return CertifyingModel.load(set, {
+    policy: config.certify,
+    provider: config.provider,
+    intraOpThreads: config.threads,
+    maxImages: 2 * config.maxParts,
+    logger: app.log,
+    // h runs in the served set's inference workers, never on the event loop
+    host: served,
+    observer: { rejected: (reason) => app.metrics.reject(reason) },
+  });
+}
+
 async function loadCertifiers(app: FastifyInstance, config: Config): Promise<Map<string, CertifyingModel>> {
   const out = new Map<string, CertifyingModel>();
-  for (const served of app.models.all()) {
-    const set = await loadModelSet(join(config.modelsDir, served.name));
-    if (set.manifest.version !== served.version) throw new UserError(`model set '${served.name}' changed on disk while starting (version ${set.manifest.version}, serving ${served.version})`);
-    out.set(
-      served.name,
-      await CertifyingModel.load(set, {
-        policy: config.certify,
-        provider: config.provider,
-        intraOpThreads: config.threads,
-        maxImages: 2 * config.maxParts,
-        logger: app.log,
-        observer: { rejected: (reason) => app.metrics.reject(reason) },
-      }),
-    );
-  }
+  for (const served of app.models.all()) out.set(served.name, await loadCertifier(app, config, served));
   return out;
 }
 
@@ -141,7 +153,18 @@ export const certifyRoutes = fp(async (app: FastifyInstance, opts: CertifyRouteO
   });
   const metrics = new CertifyMetrics(app);
   const noiseFor = opts.testOnlyNoise ?? (() => cryptoNoise);
-  app.decorate('certification', { models: certifiers, metrics, noiseFor, seeded: opts.testOnlyNoise !== undefined });
+  app.decorate('certification', {
+    models: certifiers,
+    // The old one's session is in the retired set's workers: it goes when that set is released.
+    prepare: (served: ServedModel) => loadCertifier(app, config, served),
+    swap: (name: string, next: CertifyingModel | undefined) => {
+      if (next) certifiers.set(name, next);
+      else certifiers.delete(name);
+    },
+    metrics,
+    noiseFor,
+    seeded: opts.testOnlyNoise !== undefined,
+  });
 
   app.route({
     ...route(opts.doc, 'certify'),

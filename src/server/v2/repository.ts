@@ -152,7 +152,16 @@ export async function repositoryRoutes(app: FastifyInstance, opts: { doc: OpenAp
         if (!discoverModelSets(config.modelsDir).includes(name)) throw new UserError(`no model set '${name}' in the models folder (${config.modelsDir})`, 404);
         // Any failure here (missing file, wrong sha256, bad manifest) leaves the served set as it is.
         const model = await loadServedModel(config, app.metrics, app.log as never, name);
+        // Its smoothed classifier (`<set>-certified`, /v1/certify) loads into the new set's workers first.
+        let certifier;
+        try {
+          certifier = app.hasDecorator('certification') ? await app.certification.prepare(model) : undefined;
+        } catch (e) {
+          await model.close().catch(() => undefined);
+          throw e;
+        }
         const old = app.models.put(model);
+        if (certifier) app.certification.swap(name, certifier);
         const generation = swapped();
         if (old) {
           if (old.version !== model.version) app.metrics.modelInfo.remove({ model: old.name, version: old.version, execution_provider: old.provider });
@@ -174,6 +183,7 @@ export async function repositoryRoutes(app: FastifyInstance, opts: { doc: OpenAp
       body(req);
       return serially(async () => {
         const old = app.models.remove(name);
+        if (app.hasDecorator('certification')) app.certification.swap(name, undefined);
         const generation = swapped();
         app.metrics.modelInfo.remove({ model: old.name, version: old.version, execution_provider: old.provider });
         void retire(old, generation);
