@@ -1,5 +1,5 @@
 import { Context, Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { W3CTraceContextPropagator, hrTime } from '@opentelemetry/core';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 
 /**
@@ -66,21 +66,23 @@ export function incomingTraceId(ctx: Context): string | undefined {
 /** The server span of one request, child of the caller's trace; undefined when tracing is off. */
 export function startRequestSpan(name: string, parent: Context, attributes: Record<string, string | number>): Span | undefined {
   if (!sdk) return undefined;
-  return trace.getTracer('s2s').startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
+  // Every time on one clock (time origin + performance.now(), as HrTime): the SDK's own defaults re-anchor
+  // each span on Date.now(), whose millisecond steps could put a stage's end after its request's.
+  return trace.getTracer('s2s').startSpan(name, { kind: SpanKind.SERVER, attributes, startTime: hrTime() }, parent);
 }
 
 /** A finished stage (decode, queue, inference, response) as a child span with its measured times (performance.now() ms). */
 export function recordStage(parent: Span | undefined, name: string, startMs: number, endMs: number, attributes: Record<string, string | number> = {}): void {
   if (!parent) return;
   const ctx = trace.setSpan(context.active(), parent);
-  const span = trace.getTracer('s2s').startSpan(name, { startTime: startMs, attributes }, ctx);
-  span.end(Math.max(startMs, endMs));
+  const span = trace.getTracer('s2s').startSpan(name, { startTime: hrTime(startMs), attributes }, ctx);
+  span.end(hrTime(Math.max(startMs, endMs)));
 }
 
 export function endRequestSpan(span: Span | undefined, status: number, attributes: Record<string, string | number>): void {
   if (!span) return;
   span.setAttributes({ 'http.response.status_code': status, ...attributes });
   if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-  span.end();
+  span.end(hrTime());
 }
 
