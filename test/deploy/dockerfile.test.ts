@@ -1,5 +1,8 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { DockerfileParser, Instruction } from 'dockerfile-ast';
+import { PROTO_PATH } from '../../src/grpc/proto';
+import { loadConfig, PACKAGE_ROOT } from '../../src/server/config';
 import { at, readJson, readText } from './support/repo';
 
 /**
@@ -113,16 +116,20 @@ describe('the runtime image', () => {
   const runtime = chain().stages[0];
   const runtimeCopies = ofKind(runtime, 'COPY').map(args);
 
-  test('copies production node_modules, dist, package.json, openapi.yaml and the default models', () => {
+  test('copies production node_modules, dist, package.json, openapi.yaml, the gRPC proto and the default models', () => {
     expect(runtimeCopies).toEqual(
       expect.arrayContaining([
         '--from=build /app/node_modules ./node_modules',
         '--from=build /app/dist ./dist',
         '--from=build /app/package.json ./package.json',
         'openapi.yaml ./openapi.yaml',
+        'proto ./proto',
         'models ./models',
       ]),
     );
+    // The gRPC server reads the proto from the package root (dist/'s parent), i.e. /app/proto in the image.
+    expect(PROTO_PATH).toBe(join(PACKAGE_ROOT, 'proto', 'grpc_predict_v2.proto'));
+    expect(existsSync(PROTO_PATH)).toBe(true);
     expect(ofKind(runtime, 'WORKDIR').map(args)).toEqual(['/app']);
   });
 
@@ -136,6 +143,10 @@ describe('the runtime image', () => {
     expect(env.get('HOME')).toBe('/tmp');
     expect(env.get('S2S_MODELS_DIR')).toBe('/app/models');
     expect(env.get('PORT')).toBe('8080');
+    expect(env.get('S2S_GRPC_PORT')).toBe('8081');
+    expect(loadConfig({ S2S_GRPC_PORT: env.get('S2S_GRPC_PORT') }).grpcPort).toBe(8081);
+    // `docker run -e S2S_GRPC_PORT=` turns gRPC off again: an empty value counts as unset.
+    expect(loadConfig({ S2S_GRPC_PORT: '' }).grpcPort).toBeUndefined();
     expect(env.get('HOST')).toBe('0.0.0.0');
     expect(env.get('NODE_ENV')).toBe('production');
     // Nothing runs during the runtime build, and no VOLUME makes a writable spot outside /tmp.
@@ -145,8 +156,8 @@ describe('the runtime image', () => {
     }
   });
 
-  test('exposes 8080 and health-checks /v2/health/live with node (no curl in slim images)', () => {
-    expect(ofKind(runtime, 'EXPOSE').map(args)).toEqual(['8080']);
+  test('exposes 8080 (HTTP) and 8081 (gRPC) and health-checks /v2/health/live with node (no curl in slim images)', () => {
+    expect(ofKind(runtime, 'EXPOSE').map(args)).toEqual(['8080 8081']);
     const hc = df.getHEALTHCHECKs();
     expect(hc).toHaveLength(1);
     const text = args(hc[0]);
@@ -193,6 +204,7 @@ describe('the build context', () => {
     expect(contextSources.filter(ignored)).toEqual([]);
     expect(ignored('src/cli/main.ts')).toBe(false);
     expect(ignored('models/fashion-mnist/manifest.json')).toBe(false);
+    expect(ignored('proto/grpc_predict_v2.proto')).toBe(false);
   });
 
   test('host builds, git history, tests and reports stay out of the context', () => {

@@ -29,6 +29,8 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ['everything on', { 'ingress.enabled': true, 'metrics.serviceMonitor.enabled': true, 'metrics.prometheusRule.enabled': true, 'networkPolicy.enabled': true, 'evalJob.enabled': true, ...volumes, 'autoscaling.queueDepth.enabled': true, 'server.apiKeys.existingSecret': 'keys', 'server.trustedProxies': ['10.0.0.0/8'] }],
   ['GPU with KEDA', { 'gpu.enabled': true, 'autoscaling.keda.enabled': true, 'autoscaling.keda.serverAddress': 'http://prometheus.monitoring:9090', 'image.digest': `sha256:${'a'.repeat(64)}` }],
   ['fixed replicas', { 'autoscaling.enabled': false, 'podDisruptionBudget.enabled': false, 'topologySpread.enabled': false, 'grafanaDashboard.enabled': false }],
+  ['gRPC probes', { 'probes.grpc': true, 'networkPolicy.enabled': true }],
+  ['gRPC off', { 'server.grpcPort': null, 'networkPolicy.enabled': true }],
 ];
 
 suite('helm template (real Helm) + Kubernetes schemas', () => {
@@ -50,6 +52,10 @@ suite('helm template (real Helm) + Kubernetes schemas', () => {
     const bad = structuredClone(deployment(objects));
     bad.spec.template.spec.containers[0].ports[0].containerPort = 'http';
     expect(validate([bad])[0].error).toMatch(/containerPort must be integer/);
+    // Native gRPC probes are checked too: their port must be a number (Kubernetes takes no named port there).
+    const badProbe = structuredClone(deployment(render({ 'probes.grpc': true })));
+    badProbe.spec.template.spec.containers[0].readinessProbe.grpc.port = 'grpc';
+    expect(validate([badProbe])[0].error).toMatch(/readinessProbe\/grpc\/port must be integer/);
   });
 
   test('ONNX Runtime threads come from the CPU limit (a pod with limits.cpu 2 gets S2S_THREADS=2), else the request', () => {
@@ -79,6 +85,47 @@ suite('helm template (real Helm) + Kubernetes schemas', () => {
     expect(so.spec.triggers[0].metadata.query).toBe('sum(s2s_queue_depth{job="s2s", namespace="ml", service="rel-s2s"})');
     expect(renderError({ 'autoscaling.keda.enabled': true })).toContain('autoscaling.keda.serverAddress');
     expect(renderError({ 'autoscaling.targetCPUUtilizationPercentage': null })).toContain('autoscaling needs at least one metric');
+  });
+
+  test('gRPC: container port, Service port (appProtocol grpc), S2S_GRPC_PORT and NetworkPolicy by default; HTTP probes unless probes.grpc', () => {
+    const objects = render({ 'networkPolicy.enabled': true });
+    expect(container(objects).ports).toEqual([
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'grpc', containerPort: 8081, protocol: 'TCP' },
+    ]);
+    expect(env(objects, 'S2S_GRPC_PORT')).toEqual({ name: 'S2S_GRPC_PORT', value: '8081' });
+    expect(loadConfig({ S2S_GRPC_PORT: env(objects, 'S2S_GRPC_PORT').value }).grpcPort).toBe(8081);
+    const service = objects.find((o) => o.kind === 'Service')!;
+    expect(service.spec.ports).toEqual([
+      { name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' },
+      { name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' },
+    ]);
+    const policy = objects.find((o) => o.kind === 'NetworkPolicy')!;
+    expect(policy.spec.ingress[0].ports).toEqual([
+      { port: 'http', protocol: 'TCP' },
+      { port: 'grpc', protocol: 'TCP' },
+    ]);
+    const c = container(objects);
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) expect({ probe, grpc: c[probe].grpc, port: c[probe].httpGet?.port }).toEqual({ probe, grpc: undefined, port: 'http' });
+
+    const probed = container(render({ 'probes.grpc': true, 'server.grpcPort': 9000 }));
+    expect(probed.startupProbe.grpc).toEqual({ port: 9000 });
+    expect(probed.readinessProbe.grpc).toEqual({ port: 9000 });
+    expect(probed.startupProbe.httpGet).toBeUndefined();
+    expect(probed.readinessProbe.httpGet).toBeUndefined();
+    // Liveness stays HTTP: health says NOT_SERVING while draining, which must not restart the pod.
+    expect(probed.livenessProbe).toMatchObject({ httpGet: { path: '/v2/health/live', port: 'http' } });
+    expect(probed.ports[1]).toEqual({ name: 'grpc', containerPort: 9000, protocol: 'TCP' });
+  });
+
+  test('server.grpcPort null: no gRPC port anywhere, S2S_GRPC_PORT empty (the service reads that as off), and gRPC probes refused', () => {
+    const objects = render({ 'server.grpcPort': null, 'networkPolicy.enabled': true });
+    expect(container(objects).ports.map((p: { name: string }) => p.name)).toEqual(['http']);
+    expect(env(objects, 'S2S_GRPC_PORT')).toEqual({ name: 'S2S_GRPC_PORT', value: '' });
+    expect(loadConfig({ S2S_GRPC_PORT: '' }).grpcPort).toBeUndefined();
+    expect(objects.find((o) => o.kind === 'Service')!.spec.ports.map((p: { name: string }) => p.name)).toEqual(['http']);
+    expect(objects.find((o) => o.kind === 'NetworkPolicy')!.spec.ingress[0].ports).toEqual([{ port: 'http', protocol: 'TCP' }]);
+    expect(renderError({ 'server.grpcPort': null, 'probes.grpc': true })).toContain('probes.grpc needs server.grpcPort');
   });
 
   test('revision history, topology spread, image digest, trusted proxies, ingress, runbook links', () => {

@@ -65,6 +65,16 @@ describe('probes, ports and paths agree with the service', () => {
     expect(field(ports, 'containerPort')).toBe('{{ .Values.server.port }}');
   });
 
+  test('gRPC: container and Service port "grpc" on server.grpcPort, native probes (startup, readiness) only behind probes.grpc', () => {
+    const ports = block(deployment, 'ports');
+    expect(ports).toMatch(/\{\{- if \.Values\.server\.grpcPort \}\}\s+- name: grpc\s+containerPort: \{\{ \.Values\.server\.grpcPort \}\}/);
+    expect(template('service.yaml')).toMatch(/- name: grpc\s+port: \{\{ \.Values\.server\.grpcPort \}\}\s+targetPort: grpc\s+protocol: TCP\s+appProtocol: grpc/);
+    expect(template('networkpolicy.yaml')).toMatch(/- port: grpc\s+protocol: TCP/);
+    expect(values.probes.grpc).toBe(false);
+    for (const probe of ['startupProbe', 'readinessProbe']) expect(block(deployment, probe)).toMatch(/\{\{- else \}\}\s+grpc:\s+port: \{\{ \.Values\.server\.grpcPort \}\}/);
+    expect(block(deployment, 'livenessProbe')).not.toContain('grpc');
+  });
+
   const openapiPath = at('openapi.yaml');
   const haveOpenapi = existsSync(openapiPath);
   (haveOpenapi ? test : test.skip)(
@@ -109,7 +119,8 @@ describe('probes, ports and paths agree with the service', () => {
     const df = DockerfileParser.parse(readText(at('Dockerfile')));
     const last = df.getInstructions().slice(df.getInstructions().map((i) => i.getKeyword()).lastIndexOf('FROM'));
     const arg = (kw: string) => last.filter((i) => i.getKeyword() === kw).map((i) => i.getArgumentsContent());
-    expect(arg('EXPOSE')).toEqual([String(values.server.port)]);
+    expect(arg('EXPOSE')).toEqual([`${values.server.port} ${values.server.grpcPort}`]);
+    expect(arg('ENV').join(' ')).toContain(`S2S_GRPC_PORT=${values.server.grpcPort}`);
     expect(arg('USER')).toEqual([`${values.podSecurityContext.runAsUser}:${values.podSecurityContext.runAsGroup}`]);
     expect(arg('ENV').join(' ')).toMatch(/S2S_MODELS_DIR=\/app\/models\b/);
     expect(helpers).toMatch(/define "s2s.modelsDir"[\s\S]*?else \}\}\/app\/models/);

@@ -45,6 +45,11 @@ describe('values.schema.json', () => {
     expect(errorsFor(v)).toEqual([]);
   });
 
+  test('accepts gRPC off (null) and native gRPC probes on another port', () => {
+    expect(errorsFor(withChange((v) => (v.server.grpcPort = null)))).toEqual([]);
+    expect(errorsFor(withChange((v) => ((v.server.grpcPort = 9000), (v.probes.grpc = true))))).toEqual([]);
+  });
+
   test('accepts the `global` values Helm hands a chart used as a dependency', () => {
     expect(errorsFor(withChange((v) => (v.global = { imageRegistry: 'registry.example.org' })))).toEqual([]);
   });
@@ -54,6 +59,9 @@ describe('values.schema.json', () => {
     ['an unknown server key', (v) => (v.server.prot = 8080), '/server must NOT have additional properties'],
     ['a port out of range', (v) => (v.server.port = 70000), '/server/port must be <= 65535'],
     ['a port given as a string', (v) => (v.server.port = '8080'), '/server/port must be integer'],
+    ['a gRPC port of 0 (any free port: nothing could route to it)', (v) => (v.server.grpcPort = 0), '/server/grpcPort must be >= 1'],
+    ['a gRPC port given as a string', (v) => (v.server.grpcPort = '8081'), '/server/grpcPort must be integer,null'],
+    ['gRPC probes given as an object', (v) => (v.probes.grpc = { port: 8081 }), '/probes/grpc must be boolean'],
     ['an unknown execution provider', (v) => (v.server.provider = 'tpu'), '/server/provider must be equal to one of the allowed values'],
     ['a negative drain', (v) => (v.server.drainMs = -1), '/server/drainMs must be >= 0'],
     ['a non-string extra env value', (v) => (v.server.env = { S2S_MAX_BATCH: 64 }), '/server/env/S2S_MAX_BATCH must be string'],
