@@ -19,6 +19,8 @@
  * printed: they must agree, or the comparison is not of the same computation.
  *
  *   npx tsx bench/training-vs-torch.ts [--models ae,vgg,segnet224,resnet50] [--rounds 10] [--rounds224 4] [--clock cpu|wall]
+ *
+ * TORCH_PROFILE=1 prints torch's autograd profile of each step to stderr instead of timing it.
  */
 import { ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -136,9 +138,22 @@ class Worker {
   }
 }
 
+/**
+ * torch's version and the BLAS it will load: Debian's torch calls the system
+ * libblas.so.3 for its GEMM-based kernels (1×1 convolutions, linear layers),
+ * and with only the reference BLAS installed those run tens of times slower
+ * (install libopenblas0-pthread for a fair comparison).
+ */
 function torchAvailable(): string | undefined {
   const r = spawnSync('/usr/bin/python3', ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
+  if (r.status !== 0) return undefined;
+  let blas = 'unknown BLAS';
+  try {
+    blas = require('node:fs').realpathSync('/usr/lib/x86_64-linux-gnu/libblas.so.3');
+  } catch {
+    // not a Debian multiarch layout
+  }
+  return `${r.stdout.trim()} (BLAS ${blas})`;
 }
 
 /** What the torch side needs: nodes with plain attributes, tensors as raw bytes, the batch. */
@@ -197,7 +212,7 @@ async function benchCase(c: ModelCase, torchVersion: string | undefined, clock: 
 
     const self = (mode: string) => spawn(process.execPath, [...process.execArgv, __filename, '--worker', dir, '--mode', mode], { stdio: 'pipe' });
     const workers: Worker[] = [new Worker('ours', self(c.mode)), new Worker('forward', self('forward'))];
-    if (torchVersion) workers.push(new Worker('torch', spawn('/usr/bin/python3', [join(__dirname, 'training-torch.py'), dir], { stdio: 'pipe', env: { ...process.env, OMP_NUM_THREADS: '1' } })));
+    if (torchVersion) workers.push(new Worker('torch', spawn('/usr/bin/python3', [join(__dirname, 'training-torch.py'), dir], { stdio: 'pipe', env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } })));
     const rounds = Number(c.geometry.height > 64 ? arg('rounds224', '4') : arg('rounds', '10'));
     const warm = c.geometry.height > 64 ? 1 : 3;
     const times: Record<string, number[]> = {};

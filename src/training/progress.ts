@@ -41,7 +41,7 @@ export class TrainingProgress {
     const span = (now - first.t) / 1000;
     const counted = this.window.slice(1).reduce((a, w) => a + w.images, 0);
     const ips = span > 0 ? counted / span : 0;
-    this.bar?.update(step, { loss: this.ema.toPrecision(4), ips: ips > 0 ? ips.toFixed(0) : '-', lr: lr.toExponential(2), epoch });
+    this.bar?.update(step, { loss: this.ema.toPrecision(4), ips: ips >= 10 ? ips.toFixed(0) : ips > 0 ? ips.toPrecision(2) : '-', lr: lr.toExponential(2), epoch });
     return ips;
   }
 
