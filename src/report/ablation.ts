@@ -31,16 +31,22 @@ function find(e: EnsembleResults, setting: string, eps: number): EnsembleRow | u
   return [...e.combined, ...e.rows].find((r) => r.setting === setting && r.eps === eps);
 }
 
-/** outcomes of `row` re-ordered to the ids of `ids` (both runs must cover the same images) */
-function aligned(row: EnsembleRow, from: number[], ids: number[]): string {
-  const at = new Map(from.map((id, i) => [id, i]));
-  return ids
-    .map((id) => {
-      const i = at.get(id);
-      if (i === undefined) throw new Error(`image ${id} is missing from one of the compared runs`);
-      return row.outcomes[i];
-    })
-    .join('');
+/**
+ * Both outcome strings restricted to the images the two runs share, in the
+ * baseline's order: a recipe run on fewer images (a prefix of the same seeded
+ * selection) is compared on those images only.
+ */
+function paired(row: EnsembleRow, ids: number[], base: EnsembleRow, baseIds: number[]): { a: string; b: string } {
+  const at = new Map(ids.map((id, i) => [id, i]));
+  let a = '';
+  let b = '';
+  baseIds.forEach((id, j) => {
+    const i = at.get(id);
+    if (i === undefined) return;
+    a += row.outcomes[i];
+    b += base.outcomes[j];
+  });
+  return { a, b };
 }
 
 export function ablationMarkdown(entries: AblationEntry[], baseline: EnsembleResults): string {
@@ -52,28 +58,31 @@ export function ablationMarkdown(entries: AblationEntry[], baseline: EnsembleRes
     ['whitebox-bpda', "white-box′ (BPDA)"],
     ['graybox', 'gray-box (judged on f)'],
   ];
-  const header = ['recipe', 'clean f ∘ s (10k)', ...settings.flatMap(([, label]) => eps.map((e) => `${label}, ε = ${e}`))];
+  const header = ['recipe', 'images', 'clean f ∘ s (10k)', ...settings.flatMap(([, label]) => eps.map((e) => `${label}, ε = ${e}`))];
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   out.push(line(header), line(header.map(() => '---')));
   const ae = eps.map((e) => find(baseline, 'autoencoder-all', e));
-  out.push(line(['plain AE (f ∘ AE, stage 1)', '–', ...settings.flatMap(([s]) => eps.map((e, i) => (s === 'defended' ? cell(ae[i]) : s === 'whitebox' ? cell(find(baseline, 'autoencoder', e)) : s === 'whitebox-bpda' ? cell(find(baseline, 'autoencoder-bpda', e)) : '–')))]));
+  out.push(line(['plain AE (f ∘ AE, stage 1)', String(baseline.data.selected), '–', ...settings.flatMap(([s]) => eps.map((e, i) => (s === 'defended' ? cell(ae[i]) : s === 'whitebox' ? cell(find(baseline, 'autoencoder', e)) : s === 'whitebox-bpda' ? cell(find(baseline, 'autoencoder-bpda', e)) : '–')))]));
   for (const x of entries) {
-    out.push(line([`\`${x.recipe}\``, x.cleanTop1 === null ? '–' : `${pct(x.cleanTop1)} %`, ...settings.flatMap(([s]) => eps.map((e) => cell(find(x.ensemble, s, e))))]));
+    out.push(line([`\`${x.recipe}\``, String(x.ensemble.data.selected), x.cleanTop1 === null ? '–' : `${pct(x.cleanTop1)} %`, ...settings.flatMap(([s]) => eps.map((e) => cell(find(x.ensemble, s, e))))]));
   }
   out.push('');
   out.push('Paired against the plain autoencoder on the same images (exact McNemar; "AE only" = images robust under f ∘ AE but not under the recipe\'s f ∘ s), worst case over white-box and BPDA:', '');
-  const cmpHeader = ['recipe', ...eps.flatMap((e) => [`ε = ${e}: recipe only / AE only`, `p`])];
+  const cmpHeader = ['recipe', 'images', ...eps.flatMap((e) => [`ε = ${e}: recipe only / AE only`, `p`])];
   out.push(line(cmpHeader), line(cmpHeader.map(() => '---')));
   for (const x of entries) {
     const cells = eps.flatMap((e, i) => {
       const a = find(x.ensemble, 'defended', e);
       const b = ae[i];
       if (!a || !b) return ['–', '–'];
-      const c = pairedCounts(aligned(a, x.ensemble.images.ids, baseline.images.ids), b.outcomes);
+      const p2 = paired(a, x.ensemble.images.ids, b, baseline.images.ids);
+      if (p2.a.length === 0) return ['–', '–'];
+      const c = pairedCounts(p2.a, p2.b);
       const p = mcnemar(c.onlyA, c.onlyB);
       return [`${c.onlyA} / ${c.onlyB}`, p < 1e-4 ? p.toExponential(1) : p.toFixed(4)];
     });
-    out.push(line([`\`${x.recipe}\``, ...cells]));
+    const shared = x.ensemble.images.ids.filter((id) => baseline.images.ids.includes(id)).length;
+    out.push(line([`\`${x.recipe}\``, String(shared), ...cells]));
   }
   out.push('');
   out.push('Gray-box relative accuracy (robust on f / clean on f), detector and training cost:', '');

@@ -3,6 +3,9 @@ import { bim } from '../../src/attacks/bim';
 import { BpdaOracle } from '../../src/attacks/bpda';
 import { dlrOf } from '../../src/attacks/objective';
 import { OnnxGradientOracle } from '../../src/attacks/oracle';
+import { join } from 'node:path';
+import { loadFashionMnist } from '../../src/data/fashionMnist';
+import { loadEvalModels } from '../../src/evaluation/models';
 import { gridImages, linearClassifier, logitsOf, mlpClassifier, predictions } from './models';
 
 /**
@@ -184,5 +187,25 @@ describe('APGD', () => {
       expect(Array.from(a.grad)).toEqual(Array.from(b.grad));
       expect(Array.from(await bpda.logits(x, ids, 0))).toEqual(Array.from(await oracle.logits(await half(x), ids, 0)));
     });
+  });
+
+  it('on the committed default classifier it fools at least as many images as BIM-10 after rounding to the grid', async () => {
+    // Regression: returning the first fooling iterate (on the decision boundary) let rounding undo half the successes.
+    const root = join(__dirname, '..', '..');
+    const m = await loadEvalModels(join(root, 'models', 'fashion-mnist'), ['f']);
+    const oracle = OnnxGradientOracle.fromForward('f', m.graphs.f!, { intraOpThreads: 1 });
+    try {
+      const ds = loadFashionMnist({ dir: join(root, 'test', 'fixtures', 'fashion-mnist-small'), split: 'test' });
+      const ids = Array.from({ length: 24 }, (_, i) => i * 20);
+      const b = await ds.get(ids);
+      const labels = Int32Array.from(b.labels!, Number);
+      const right = async (adv: Float32Array) => predictions(await oracle.logits(adv, ids, 0), 10).filter((p, i) => p === labels[i]).length;
+      const ctx = { eps: 0.05, targeted: false, seed: 2 };
+      const a = await right(await apgd({ iterations: 10 }).run(oracle, { x: b.images, labels, ids }, ctx));
+      const r = await right(await bim().run(oracle, { x: b.images, labels, ids }, ctx));
+      expect(a).toBeLessThanOrEqual(r);
+    } finally {
+      await oracle.release();
+    }
   });
 });

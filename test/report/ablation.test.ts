@@ -48,8 +48,8 @@ describe('ablation report', () => {
     expect(md).not.toMatch(/\nold\n/);
     expect(md.endsWith('<!-- /ablation:table -->\nend\n')).toBe(true);
     // recipe only: ids 9..12 (4); AE only: ids 2..4 (3)
-    expect(md).toContain(`| \`r1\` | 4 / 3 | ${mcnemar(4, 3).toFixed(4)} |`);
-    expect(md).toContain('| `r1` | 90.0 % | 41.7 [');
+    expect(md).toContain(`| \`r1\` | 12 | 4 / 3 | ${mcnemar(4, 3).toFixed(4)} |`);
+    expect(md).toContain('| `r1` | 12 | 90.0 % | 41.7 [');
     expect(md).toContain('0.930');
     expect(md).toContain('- `r1`: test recipe');
   });
