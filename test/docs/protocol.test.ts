@@ -29,7 +29,7 @@ describe('docs/protocol.md citations', () => {
     for (const f of sources.filter((x) => x !== __filename && !x.endsWith(join('docs', 'protocol.md')))) {
       const text = readFileSync(f, 'utf8').replace(/\n\s*\*\s*/g, ' ');
       for (const m of text.matchAll(/docs\/protocol\.md,? \(?"([^"]+)"/g)) if (!sections.has(m[1])) cited.push(`${relative(ROOT, f)}: "${m[1]}"`);
-      for (const m of text.matchAll(/protocol\.md#([a-z0-9-]+)/g)) if (!anchors.has(m[1])) cited.push(`${relative(ROOT, f)}: #${m[1]}`);
+      for (const m of text.matchAll(/(?<![\w-])protocol\.md#([a-z0-9-]+)/g)) if (!anchors.has(m[1])) cited.push(`${relative(ROOT, f)}: #${m[1]}`);
     }
     expect(cited).toEqual([]);
     expect(sections).toEqual(new Set(['Symbols', 'Training', 'Attack settings', 'Attacks', 'Noise layers', 'Metrics', 'Gradient analysis', 'Transferability', 'Detection']));

@@ -51,6 +51,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/certify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Certified L2 robustness of each image, by randomized smoothing.
+         * @description Same inputs as `/v1/classify`. Runs CERTIFY (Cohen, Rosenfeld & Kolter
+         *     2019) on the model set's smoothed classifier g(x) = argmax_c P(h(x + δ) = c),
+         *     δ ~ N(0, σ²I), where h is the set's defended classifier (f ∘ S2SNet:
+         *     denoised smoothing, Salman et al. 2020): 100 selection draws pick a
+         *     class, `n` fresh draws bound its probability from below (one-sided
+         *     Clopper-Pearson at level `alpha`). Each image gets g's class and the
+         *     L2 radius σ·Φ⁻¹(p̲A) within which no perturbation can change g's
+         *     answer, or `abstain` when p̲A ≤ ½. The guarantee holds with probability
+         *     ≥ 1 − α over the service's noise, which comes from a CSPRNG; it is for
+         *     g, against L2 perturbations only, and says nothing about h = f ∘ s
+         *     itself (docs/certification.md). The operator bounds `n` and `alpha`.
+         */
+        post: operations["certify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -217,6 +247,14 @@ export interface paths {
          *     back as raw bytes after the JSON, with `Inference-Header-Content-Length`
          *     set. Request parameter `noise` (sigma, same rules as `/v1/classify`).
          *     The request `id` is echoed.
+         *
+         *     **Certified answers**: every served set `<set>` is also the model
+         *     `<set>-certified` (same input), whose outputs are `class` [N] INT64
+         *     (the smoothed classifier's label index, −1 = abstain), `radius` [N]
+         *     (certified L2 radius) and on request `p_a_lower` [N] — exactly what
+         *     `/v1/certify` computes. Request parameters `n`, `alpha`, `sigma`
+         *     (bounded by the operator); response parameters `base`, `norm`,
+         *     `sigma`, `n`, `n0`, `alpha`, `noise` state the terms.
          */
         post: operations["modelInfer"];
         delete?: never;
@@ -361,6 +399,63 @@ export interface components {
             model?: components["schemas"]["ModelSetName"];
             noise?: number;
         };
+        CertifyJsonRequest: {
+            /** @description Base64-encoded image files (JPEG, PNG, WebP, GIF or TIFF); a `data:` URL prefix is accepted. */
+            images: string[];
+            model?: components["schemas"]["ModelSetName"];
+            n?: number;
+            alpha?: number;
+            sigma?: number;
+        };
+        /** @description What every certificate of the response was made under. */
+        CertificationTerms: {
+            /**
+             * @description The base classifier h that is smoothed (f ∘ s = the S2SNet-defended classifier).
+             * @enum {string}
+             */
+            base: "f" | "f∘s" | "f∘ae";
+            /** @enum {string} */
+            norm: "L2";
+            /** @description Standard deviation of the Gaussian noise. */
+            sigma: number;
+            /** @description Estimation draws per image. */
+            n: number;
+            /** @description Selection draws per image. */
+            n0: number;
+            /** @description Each certificate holds with probability ≥ 1 − alpha. */
+            alpha: number;
+            /**
+             * @description Where the draws came from; a production service always says csprng.
+             * @enum {string}
+             */
+            noise: "csprng" | "seeded (test only)";
+        };
+        Certificate: {
+            index: number;
+            filename?: string;
+            /** @description The smoothed classifier's label, or `abstain`. */
+            class: string;
+            /** @description Label index; null when abstaining. */
+            classIndex: number | null;
+            /** @description Certified L2 radius (pixels in [0, 1]); 0 when abstaining. */
+            radius: number;
+            /** @description One-sided Clopper-Pearson lower bound on the probability of the class under noise. */
+            pALower: number;
+            /** @description Draws (of n) that gave the class. */
+            countA: number;
+            timings: {
+                decodeMs: number;
+                queueMs: number;
+                inferenceMs: number;
+                /** @description Session runs this image took. */
+                runs: number;
+            };
+        };
+        CertifyResponse: {
+            model: components["schemas"]["ModelRef"];
+            certification: components["schemas"]["CertificationTerms"];
+            results: components["schemas"]["Certificate"][];
+        };
         LabelScore: {
             label: string;
             index: number;
@@ -490,7 +585,7 @@ export interface components {
         };
         RequestOutput: {
             /** @enum {string} */
-            name: "probs" | "score" | "adversarial" | "noise_sigma" | "reconstruction";
+            name: "probs" | "score" | "adversarial" | "noise_sigma" | "reconstruction" | "class" | "radius" | "p_a_lower";
             parameters?: components["schemas"]["InferParameters"];
         };
         InferRequest: {
@@ -622,6 +717,12 @@ export interface components {
          *     floor applies; above the operator's maximum the request is refused (400).
          */
         Noise: number;
+        /** @description Estimation draws per image (default and maximum set by the operator); each is a forward pass. */
+        CertifyN: number;
+        /** @description Failure probability of each certificate (default and maximum set by the operator). */
+        CertifyAlpha: number;
+        /** @description Smoothing noise σ, pixels in [0, 1] (default set by the operator). */
+        CertifySigma: number;
         /** @description Model set name. */
         ModelName: components["schemas"]["ModelSetName"];
         /** @description Model set version (the manifest's `version`). */
@@ -728,6 +829,64 @@ export interface operations {
                 };
                 content: {
                     "image/png": components["schemas"]["BinaryImage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    certify: {
+        parameters: {
+            query?: {
+                /** @description Model set to use; the operator's default when absent. */
+                model?: components["parameters"]["Model"];
+                /** @description Estimation draws per image (default and maximum set by the operator); each is a forward pass. */
+                n?: components["parameters"]["CertifyN"];
+                /** @description Failure probability of each certificate (default and maximum set by the operator). */
+                alpha?: components["parameters"]["CertifyAlpha"];
+                /** @description Smoothing noise σ, pixels in [0, 1] (default set by the operator). */
+                sigma?: components["parameters"]["CertifySigma"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "image/jpeg": components["schemas"]["BinaryImage"];
+                "image/png": components["schemas"]["BinaryImage"];
+                "image/webp": components["schemas"]["BinaryImage"];
+                "image/gif": components["schemas"]["BinaryImage"];
+                "image/tiff": components["schemas"]["BinaryImage"];
+                "multipart/form-data": {
+                    /** @description One part per image, each with its own image content type. */
+                    image: components["schemas"]["BinaryImage"][];
+                };
+                /**
+                 * @example {
+                 *       "images": [
+                 *         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgAB4iG8MwAAAABJRU5ErkJggg=="
+                 *       ],
+                 *       "n": 1000,
+                 *       "alpha": 0.001
+                 *     }
+                 */
+                "application/json": components["schemas"]["CertifyJsonRequest"];
+            };
+        };
+        responses: {
+            /** @description One certificate per image, in request order, with the terms they were made under. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertifyResponse"];
                 };
             };
             400: components["responses"]["BadRequest"];
