@@ -9,7 +9,7 @@ import { encodeModel } from '../../onnx/io';
 import { UserError } from '../../util/errors';
 import type { Provider } from '../providers';
 import type { Feed, RuntimeLogger } from '../session';
-import { GraphInfo, Reply, Request, WireTensor, WorkerSessionOptions, ownBuffer } from './protocol';
+import { ARRAYS, GraphInfo, Reply, Request, WireTensor, WorkerSessionOptions, ownBuffer } from './protocol';
 
 /**
  * ONNX Runtime sessions in worker threads. Each worker holds every loaded
@@ -23,21 +23,6 @@ import { GraphInfo, Reply, Request, WireTensor, WorkerSessionOptions, ownBuffer 
  */
 
 const silent: RuntimeLogger = { info: () => undefined, warn: () => undefined };
-
-const ARRAYS: Record<string, new (b: ArrayBuffer) => ArrayBufferView> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  uint8: Uint8Array,
-  int8: Int8Array,
-  uint16: Uint16Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint32: Uint32Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-  float16: Uint16Array,
-};
 
 /** The worker's entry: compiled JavaScript beside this file, or the TypeScript source run through tsx (tests, `tsx` runs). */
 function workerEntry(): { file: string; execArgv: string[] } {

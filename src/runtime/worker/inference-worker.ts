@@ -2,7 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { isUserError } from '../../util/errors';
 import { ModelSession } from '../session';
-import { GraphInfo, Reply, Request, WireTensor, ownBuffer } from './protocol';
+import { ARRAYS, GraphInfo, Reply, Request, WireTensor, ownBuffer } from './protocol';
 
 /**
  * An inference worker: holds ONNX Runtime sessions by name and runs them on
@@ -20,21 +20,6 @@ const send = (reply: Reply, transfer: ArrayBuffer[] = []) => port.postMessage(re
 const logger = {
   info: (obj: object, msg?: string) => send({ kind: 'log', level: 'info', obj, msg: msg ?? '' }),
   warn: (obj: object, msg?: string) => send({ kind: 'log', level: 'warn', obj, msg: msg ?? '' }),
-};
-
-const ARRAYS: Record<string, new (b: ArrayBuffer) => ArrayBufferView> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  uint8: Uint8Array,
-  int8: Int8Array,
-  uint16: Uint16Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint32: Uint32Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-  float16: Uint16Array,
 };
 
 function fromWire(t: WireTensor): ort.Tensor {

@@ -47,3 +47,19 @@ export function ownBuffer(data: ArrayBufferView): ArrayBuffer {
   if (b instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === b.byteLength) return b;
   return new Uint8Array(b, data.byteOffset, data.byteLength).slice().buffer;
 }
+
+/** The typed array that views a wire tensor's buffer, by ONNX Runtime type name (bool and float16 as bytes and 16-bit words). */
+export const ARRAYS: Record<string, new (b: ArrayBuffer) => ArrayBufferView> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+  uint16: Uint16Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint32: Uint32Array,
+  uint64: BigUint64Array,
+  bool: Uint8Array,
+  float16: Uint16Array,
+};

@@ -83,34 +83,20 @@ export async function v2Routes(app: FastifyInstance, opts: { doc: OpenApiDoc; co
       const raws = binaryInputs(request.inputs, binary);
       const outputParams = new Map(request.outputs?.map((o) => [o.name, o.parameters]));
       const binaryOf = (o: { name: string }) => wantsBinary(request.parameters, outputParams.get(o.name));
+      const call = {
+        parameters: request.parameters,
+        inputs: request.inputs.map((input, i) => ({ name: input.name, datatype: input.datatype, shape: input.shape, data: input.data, raw: raws[i] })),
+        outputs: request.outputs?.map((o) => o.name),
+        budgetMs: budgetLeft(reply, config.requestTimeoutMs),
+      };
       if (certified) {
-        const result = await certifiedInfer(
-          app,
-          certified,
-          {
-            parameters: request.parameters,
-            inputs: request.inputs.map((input, i) => ({ name: input.name, datatype: input.datatype, shape: input.shape, data: input.data, raw: raws[i] })),
-            outputs: request.outputs?.map((o) => o.name),
-            budgetMs: budgetLeft(reply, config.requestTimeoutMs),
-          },
-          config,
-        );
+        const result = await certifiedInfer(app, certified, call, config);
         const head = { model_name: certified.name, model_version: certified.served.version, ...(request.id !== undefined ? { id: request.id } : {}), parameters: result.parameters };
         const encoded = encodeInferResponse(head, result.outputs, binaryOf);
         if (encoded.headerLength === undefined) return encoded.body;
         return reply.type('application/octet-stream').header(HEADER_LENGTH, String(encoded.headerLength)).send(encoded.body);
       }
-      const result = await runInfer(
-        {
-          model,
-          parameters: request.parameters,
-          inputs: request.inputs.map((input, i) => ({ name: input.name, datatype: input.datatype, shape: input.shape, data: input.data, raw: raws[i] })),
-          outputs: request.outputs?.map((o) => o.name),
-          budgetMs: budgetLeft(reply, config.requestTimeoutMs),
-        },
-        config,
-        app.metrics,
-      );
+      const result = await runInfer({ model, ...call }, config, app.metrics);
       countDetections(app, model, result.detections);
       const rejected = rejectFlagged(app, req, reply, result.detections, config);
       if (rejected) return rejected;
