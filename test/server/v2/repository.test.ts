@@ -71,8 +71,11 @@ describe('model control: POST /v2/repository/…', () => {
     expect(load.status).toBe(200);
     expectConforms('repositoryModelLoad', 200, load.json());
     expect((await postJson(`${s.url}/v2/models/spare/infer`, zeros, user)).status).toBe(200);
+    // a loaded set is certified too, and not once it is unloaded
+    expect((await postJson(`${s.url}/v2/models/spare-certified/infer`, { ...zeros, parameters: { n: 200 } }, user)).status).toBe(200);
     expect((await control('/models/spare/unload')).json()).toEqual({ name: 'spare', version: '0.0.1-test', state: 'UNAVAILABLE' });
     expect((await postJson(`${s.url}/v2/models/spare/infer`, zeros, user)).status).toBe(404);
+    expect((await postJson(`${s.url}/v2/models/spare-certified/infer`, { ...zeros, parameters: { n: 200 } }, user)).status).toBe(404);
     const dflt = await control('/models/tiny/unload');
     expect([dflt.status, dflt.json().error]).toEqual([400, expect.stringMatching(/default model set/)]);
     expect((await control('/models/nothing/load')).status).toBe(404);
@@ -134,6 +137,11 @@ describe('model control: POST /v2/repository/…', () => {
     // after the swap every request is answered by the new version, the corrupt load notwithstanding
     expect(versions.slice(switched + 6).every((v) => v === '0.0.2-test')).toBe(true);
     expect((await call(`${s.url}/v2/models/tiny`, { headers: user })).json().versions).toEqual(['0.0.2-test']);
+    // certification follows the swap: its base classifier lives in the new set's workers, so it
+    // still answers once the old set's workers are gone
+    await new Promise((r) => setTimeout(r, 500));
+    const cert = await postJson(`${s.url}/v2/models/tiny-certified/infer`, { ...zeros, parameters: { n: 200 } }, user);
+    expect([cert.status, cert.json().model_version]).toEqual([200, '0.0.2-test']);
     expect((await call(`${s.url}/metrics`)).body.toString()).toMatch(/s2s_model_info\{model="tiny",version="0\.0\.2-test",execution_provider="cpu"\} 1\n(?![\s\S]*version="0\.0\.1-test")/);
   });
 });
