@@ -26,6 +26,7 @@ export interface Config {
   maxBatch: number;
   maxDelayMs: number;
   queueLimit: number;
+  maxQueueWaitMs: number;
   requestTimeoutMs: number;
   noiseKind?: NoiseKind;
   noise?: number;
@@ -82,6 +83,7 @@ export const OPTIONS: OptionDef[] = [
   { key: 'maxBatch', env: 'S2S_MAX_BATCH', flag: '--max-batch', arg: 'n', default: '32', description: 'most images per session run' },
   { key: 'maxDelayMs', env: 'S2S_MAX_DELAY_MS', flag: '--max-delay-ms', arg: 'ms', default: '2', description: 'longest an image waits for its batch to fill while other requests are still being decoded' },
   { key: 'queueLimit', env: 'S2S_QUEUE_LIMIT', flag: '--queue-limit', arg: 'n', default: '256', description: 'images queued per model set at most; beyond it requests get 503 with Retry-After at once' },
+  { key: 'maxQueueWaitMs', env: 'S2S_MAX_QUEUE_WAIT_MS', flag: '--max-queue-wait-ms', arg: 'ms', default: '250', description: 'longest an admitted image is expected to wait for its batch (images queued ÷ the measured drain rate); beyond it requests get 503 with Retry-After even when the queue has room, so the latency bound holds when a flood slows the service; 0 = off' },
   { key: 'requestTimeoutMs', env: 'S2S_REQUEST_TIMEOUT_MS', flag: '--request-timeout-ms', arg: 'ms', default: '30000', description: 'per-request deadline; images still queued then get 503' },
   { key: 'noiseKind', env: 'S2S_NOISE_KIND', flag: '--noise-kind', arg: 'gaussian|uniform|sign', default: 'manifest `noise.kind`', description: 'noise distribution added before the S2SNet' },
   { key: 'noise', env: 'S2S_NOISE', flag: '--noise', arg: 'sigma', default: 'manifest `noise.sigma`', description: 'noise floor: applied to every image; clients may ask for more, never less' },
@@ -228,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     maxBatch: val('maxBatch', (n, v) => int(n, v, 1, 4096), 32),
     maxDelayMs: val('maxDelayMs', (n, v) => num(n, v, 0, 10000), 2),
     queueLimit: val('queueLimit', (n, v) => int(n, v, 1), 256),
+    maxQueueWaitMs: val('maxQueueWaitMs', (n, v) => int(n, v, 0), 250),
     requestTimeoutMs: val('requestTimeoutMs', (n, v) => int(n, v, 1), 30000),
     noiseKind: opt('noiseKind', (n, v) => oneOf(n, v, ['gaussian', 'uniform', 'sign'] as const)),
     noise: opt('noise', (n, v) => num(n, v, 0, 1)),

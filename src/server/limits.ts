@@ -17,7 +17,8 @@ declare module 'fastify' {
 /**
  * Admission at the door, before a body is read: a request on a connection
  * beyond the connection cap, or one that would queue images for a model
- * whose queue is already full, gets 503 + Retry-After at once. Inference runs
+ * whose queue is already full (or whose expected wait is over its budget),
+ * gets 503 + Retry-After at once. Inference runs
  * on worker threads, so this answer never waits behind a batch; accepted
  * requests wait at most about queue limit / capacity. Probes and /metrics
  * are always answered.
@@ -57,9 +58,10 @@ export const admissionPlugin = fp(async (app: FastifyInstance, opts: { maxConnec
     } catch {
       return; // an unknown model is the route's 404 to give
     }
-    if (!model.batcher.hasRoom(1)) {
+    const refused = model.batcher.refusal(1);
+    if (refused !== undefined) {
       opts.metrics.reject('queue_full');
-      return sendError(req, reply, { status: 503, code: 'queue_full', message: `queue full (${model.batcher.depth()} of ${model.batcher.options.queueLimit} images waiting); retry shortly`, retryAfter: 1 });
+      return sendError(req, reply, { status: 503, code: 'queue_full', message: refused, retryAfter: 1 });
     }
   });
 });

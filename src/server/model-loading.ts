@@ -20,7 +20,7 @@ export async function loadServedModel(config: Config, metrics: Metrics, logger: 
     provider: config.provider,
     intraOpThreads: threads,
     workers: config.inferenceWorkers,
-    batcher: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, queueLimit: config.queueLimit },
+    batcher: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, queueLimit: config.queueLimit, maxQueueWaitMs: config.maxQueueWaitMs },
     noise: { kind: config.noiseKind, sigma: config.noise, maxSigma: config.noiseMax },
     logger: logger.child({ model: name }),
     observer: metrics.batcherObserver(name),

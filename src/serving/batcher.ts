@@ -22,6 +22,13 @@ export interface BatcherOptions {
   queueLimit: number;
   /** batches in flight at once (one per inference worker); default 1 */
   concurrency?: number;
+  /**
+   * Longest an admitted image is expected to wait (images ahead of it ÷ the
+   * measured drain rate); beyond it reserve() answers 503 even when the queue
+   * has room, except while no more than one batch per worker is waiting.
+   * 0 or absent: only queueLimit bounds admission.
+   */
+  maxQueueWaitMs?: number;
 }
 
 export interface BatcherObserver {
@@ -54,10 +61,15 @@ interface Item<I, O> {
   reject(e: unknown): void;
 }
 
+/** Weight of the newest batch in the drain-rate average: about the last ten batches count. */
+const DRAIN_EWMA_WEIGHT = 0.1;
+
 export class Batcher<I, O> {
   private queue: Item<I, O>[] = [];
   private reserved = 0;
   private running = 0;
+  /** EWMA of milliseconds per image over completed batches (dispatch to answer); undefined until one completes */
+  private msPerImage: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
 
@@ -75,16 +87,41 @@ export class Batcher<I, O> {
     return this.queue.length + this.reserved;
   }
 
-  /** Whether `count` more images fit now: the check at the door, before a body is read. */
-  hasRoom(count = 1): boolean {
-    return this.depth() + count <= this.options.queueLimit;
+  /**
+   * Expected wait of `count` more images: the images ahead of them and their
+   * own, at the measured drain rate (all workers together). Measured per
+   * batch from dispatch to answer, so a main thread slowed by a flood slows
+   * the rate too. 0 until a batch has completed.
+   */
+  expectedWaitMs(count = 1): number {
+    if (this.msPerImage === undefined) return 0;
+    return ((this.depth() + count) * this.msPerImage) / (this.options.concurrency ?? 1);
   }
 
-  /** Room for `count` images, or an OverloadError (503) when the queue is full. */
+  /** Why `count` more images would be refused now, or undefined when they fit. */
+  refusal(count = 1): string | undefined {
+    if (this.depth() + count > this.options.queueLimit) return `queue full (${this.depth()} of ${this.options.queueLimit} images waiting); retry shortly`;
+    const budget = this.options.maxQueueWaitMs ?? 0;
+    // one full batch per worker is always admitted: a heavy model whose single batch outlasts the
+    // budget still gets full batches (and its throughput) rather than ever smaller ones
+    if (budget > 0 && this.depth() + count > this.options.maxBatch * (this.options.concurrency ?? 1)) {
+      const wait = this.expectedWaitMs(count);
+      if (wait > budget) return `queue too slow (${this.depth()} images waiting, expected wait ${Math.round(wait)} ms over the ${budget} ms budget); retry shortly`;
+    }
+    return undefined;
+  }
+
+  /** Whether `count` more images fit now: the check at the door, before a body is read. */
+  hasRoom(count = 1): boolean {
+    return this.refusal(count) === undefined;
+  }
+
+  /** Room for `count` images, or an OverloadError (503) when the queue is full or its expected wait over budget. */
   reserve(count: number): Ticket<I, O> {
-    if (this.depth() + count > this.options.queueLimit) {
+    const refused = this.refusal(count);
+    if (refused !== undefined) {
       this.observer.rejected?.('queue_full');
-      throw new OverloadError(`queue full (${this.depth()} of ${this.options.queueLimit} images waiting); retry shortly`, 'queue_full', 1);
+      throw new OverloadError(refused, 'queue_full', 1);
     }
     this.reserved += count;
     this.observer.depth?.(this.depth());
@@ -154,6 +191,8 @@ export class Batcher<I, O> {
     try {
       const outputs = await this.run(batch.map((it) => it.input));
       const inferenceMs = performance.now() - start;
+      const perImage = inferenceMs / batch.length;
+      this.msPerImage = this.msPerImage === undefined ? perImage : this.msPerImage + DRAIN_EWMA_WEIGHT * (perImage - this.msPerImage);
       this.observer.batch?.(batch.length, inferenceMs / 1000);
       batch.forEach((it, i) => it.resolve({ output: outputs[i], queueMs: start - it.submittedAt, inferenceMs, batchSize: batch.length }));
     } catch (e) {

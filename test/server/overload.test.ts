@@ -16,6 +16,7 @@ interface Outcome {
   retryAfter?: string;
   connection?: string;
   code?: string;
+  message?: string;
   error?: string;
 }
 
@@ -27,12 +28,13 @@ function once(url: string, path: string, body: Buffer, type: string): Promise<Ou
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
         let code: string | undefined;
+        let message: string | undefined;
         try {
-          code = JSON.parse(Buffer.concat(chunks).toString()).code;
+          ({ code, error: message } = JSON.parse(Buffer.concat(chunks).toString()));
         } catch {
           code = undefined;
         }
-        resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'], connection: res.headers.connection, code });
+        resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'], connection: res.headers.connection, code, message });
       });
       res.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
     });
@@ -94,5 +96,25 @@ describe('overload and hostile bodies', () => {
     const [b, legit] = await Promise.all([postImage(`${s.url}/v1/classify`, bomb, 'image/gif'), postImage(`${s.url}/v1/classify`, png)]);
     expect([b.status, b.json().error]).toEqual([413, 'image is 4000×4000 = 16000000 pixels; the limit is 2097152 for GIF and TIFF']);
     expect(legit.status).toBe(200);
+  });
+
+  describe('with a wait budget far below one batch', () => {
+    // a 1 ms budget: once a batch has been measured, a handful of queued images is over it, while
+    // the queue (1000 images) never fills — so every 503 here is the wait budget's, not the queue limit's
+    const w = spawnServer({ S2S_QUEUE_LIMIT: '1000', S2S_MAX_BATCH: '2', S2S_MAX_QUEUE_WAIT_MS: '1' }, set.modelsDir, set.manifest.name);
+    beforeAll(() => w.ready);
+    afterAll(() => w.close());
+
+    it('refuses with 503 + Retry-After naming the expected wait, before the queue is full', async () => {
+      expect((await postImage(`${w.url}/v1/classify`, png)).status).toBe(200); // measures the drain rate
+      const results = await Promise.all(Array.from({ length: 64 }, () => once(w.url, '/v1/classify', png, 'image/png')));
+      expect(results.filter((r) => r.error)).toEqual([]);
+      expect(results.every((r) => r.status === 200 || r.status === 503)).toBe(true);
+      const refused = results.filter((r) => r.status === 503);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(refused.every((r) => r.retryAfter === '1' && r.code === 'queue_full')).toBe(true);
+      expect(refused.every((r) => /^queue too slow \(\d+ images waiting, expected wait \d+ ms over the 1 ms budget\); retry shortly$/.test(r.message ?? ''))).toBe(true);
+      expect((await call(`${w.url}/metrics`)).body.toString()).toMatch(/^s2s_rejections_total\{reason="queue_full"[^}]*\} [1-9]/m);
+    });
   });
 });

@@ -93,6 +93,43 @@ describe('Batcher', () => {
     expect(() => b.reserve(3).cancel()).not.toThrow();
   });
 
+  it('with a wait budget, a request whose expected wait (queued images ÷ measured drain rate) is over it gets 503 while the queue has room', async () => {
+    // each batch takes at least 40 ms by the batcher's own clock, so after one batch the measured
+    // drain time is ≥ 40 ms per image: any image's expected wait is over a 20 ms budget
+    const slow = async (xs: number[]) => {
+      const until = performance.now() + 40;
+      while (performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+      return xs;
+    };
+    const rejected: string[] = [];
+    const b = new Batcher(slow, { maxBatch: 1, maxDelayMs: 0, queueLimit: 100, maxQueueWaitMs: 20 }, { rejected: (r) => rejected.push(r) });
+    expect(b.hasRoom(1)).toBe(true); // nothing measured yet: only the queue limit applies
+    await b.reserve(1).submit([1], far());
+    expect(b.expectedWaitMs(1)).toBeGreaterThanOrEqual(40);
+    // one full batch (per worker) is always admitted, whatever the budget
+    expect(b.hasRoom(1)).toBe(true);
+    const held = b.reserve(1);
+    expect(b.hasRoom(1)).toBe(false);
+    expect(b.refusal(1)).toMatch(/^queue too slow \(1 images waiting, expected wait \d+ ms over the 20 ms budget\); retry shortly$/);
+    let err: unknown;
+    try {
+      b.reserve(1);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ statusCode: 503, reason: 'queue_full', retryAfterSeconds: 1 });
+    expect(rejected).toEqual(['queue_full']);
+    held.cancel();
+    expect(b.hasRoom(1)).toBe(true);
+    // the same service without a budget (0 = off) admits it: only the queue limit bounds admission
+    const off = new Batcher(slow, { maxBatch: 1, maxDelayMs: 0, queueLimit: 100, maxQueueWaitMs: 0 });
+    await off.reserve(1).submit([1], far());
+    const offHeld = off.reserve(1);
+    expect(off.expectedWaitMs(1)).toBeGreaterThanOrEqual(80);
+    expect(off.hasRoom(1)).toBe(true);
+    offHeld.cancel();
+  });
+
   it('images still queued at their deadline fail with 503 and never run', async () => {
     const c = controlledRun();
     const b = new Batcher(c.run, { maxBatch: 1, maxDelayMs: 0, queueLimit: 100 });
