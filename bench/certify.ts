@@ -32,12 +32,9 @@ import { certify } from '../src/certify/smoothing';
 import { loadFashionMnist } from '../src/data/fashionMnist';
 import { loadModelSet } from '../src/models/loader';
 import { loadModel } from '../src/onnx/io';
+import { arg } from './support/cli';
 
 const ROOT = join(__dirname, '..');
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const n = Number(arg('n', '1000'));
 const batch = Number(arg('batch', '1000'));
 const images = Number(arg('images', '4'));

@@ -29,12 +29,9 @@ import { loadModel } from '../src/onnx/io';
 import { createSession } from '../src/runtime/session';
 import { buildServingGraph } from '../src/serving/graph';
 import { geometryOf } from '../src/serving/image';
+import { arg } from './support/cli';
 
 const ROOT = join(__dirname, '..');
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const rounds = Number(arg('rounds', '3'));
 const windowS = Number(arg('window', '5'));
 const singles = Number(arg('requests', '300'));

@@ -26,7 +26,6 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -41,12 +40,9 @@ import { buildServingGraph } from '../src/serving/graph';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { inferenceThreads } from '../src/server/start';
 import { Sample, Stats, Target, closedLoop, openLoop, pct, probe, send, summarise } from './load-clients';
+import { arg, freePort } from './support/cli';
 
 const ROOT = join(__dirname, '..');
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const phaseS = Number(arg('phase-s', '10'));
 const soakS = Number(arg('soak-s', '75'));
 const sigtermRuns = Number(arg('sigterm-runs', '5'));
@@ -59,17 +55,6 @@ const skip = new Set(arg('skip', '').split(',').filter(Boolean));
 const modelsDir = arg('models-dir', join(ROOT, 'models'));
 const model = arg('model', 'fashion-mnist');
 const threads = inferenceThreads({ threads: threadsArg, inferenceWorkers: workers });
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-    s.on('error', fail);
-  });
-}
 
 interface Service {
   url: string;

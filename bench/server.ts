@@ -20,7 +20,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -36,6 +35,7 @@ import { createSession } from '../src/runtime/session';
 import { buildServingGraph } from '../src/serving/graph';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { inferenceThreads } from '../src/server/start';
+import { arg, freePort } from './support/cli';
 
 /** The part of autocannon's result this bench reads (the package ships no types). */
 interface LoadResult {
@@ -48,10 +48,6 @@ interface LoadResult {
 const autocannon: (opts: { url: string; method: string; headers: Record<string, string>; body: Buffer; connections: number; duration: number }) => Promise<LoadResult> = require('autocannon');
 
 const ROOT = join(__dirname, '..');
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const duration = Number(arg('duration', '15'));
 const connections = Number(arg('connections', '32'));
 const threads = arg('threads', '0');
@@ -84,17 +80,6 @@ function benchModelSet(): { modelsDir: string; model: string } {
   };
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
   return { modelsDir, model: 'bench' };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-    s.on('error', fail);
-  });
 }
 
 async function startService(modelsDir: string, model: string): Promise<{ url: string; child: ChildProcess }> {

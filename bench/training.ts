@@ -17,11 +17,8 @@ import { ArtifactOptions, buildArtifacts } from '../src/training/artifacts';
 import { Dataset, arrayDataset } from '../src/training/dataset';
 import { Trainer } from '../src/training/trainer';
 import { Rng } from '../src/util/random';
+import { arg } from './support/cli';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const batch = Number(arg('batch', '64'));
 const iters = Number(arg('iters', '20'));
 const threads = Number(arg('threads', '0'));
