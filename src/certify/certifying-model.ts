@@ -1,14 +1,13 @@
 import { Batcher, BatcherObserver, OverloadError } from '../serving/batcher';
 import type { ModelSet } from '../models/loader';
 import type { Manifest } from '../models/manifest';
-import { loadModel } from '../onnx/io';
 import type { Graph } from '../onnx/graph';
 import type { ProviderChoice } from '../runtime/providers';
 import type { RuntimeLogger } from '../runtime/session';
-import { BaseKind, buildBaseClassifier } from './base-classifier';
+import { BaseKind, baseGraphsOf, buildBaseClassifier } from './base-classifier';
 import { BaseRunner, BaseSession, baseSessionOn, openBaseSession } from './base-session';
 import type { NoiseFactory } from './noise-source';
-import type { CertifyPolicy } from './policy';
+import { CertifyPolicy, OperatorCertifyPolicy, policyForSet } from './policy';
 import { drawSampler } from './sampler';
 import { Certificate, CertifySettings, certify } from './smoothing';
 
@@ -27,7 +26,8 @@ export interface DrawChunk {
 }
 
 export interface CertifyingOptions {
-  policy: CertifyPolicy;
+  /** the operator's bounds; σ left open defaults to the set's smoothing σ */
+  policy: OperatorCertifyPolicy;
   provider: ProviderChoice;
   intraOpThreads: number;
   /**
@@ -55,8 +55,13 @@ export interface ServedCertificate extends Certificate {
   runs: number;
 }
 
-/** The base classifier the set's defence chain implies. */
+/**
+ * The base classifier the service smooths: the set's smoothing denoiser in
+ * front of f when it has one (trained for exactly this), else the defence
+ * chain's reconstruction in front of f.
+ */
 export function servedBase(m: Manifest): BaseKind {
+  if (m.smoothing) return 'f∘d';
   for (const s of m.defence.chain) {
     if (s.stage === 's2snet') return 'f∘s';
     if (s.stage === 'autoencoder') return 'f∘ae';
@@ -85,10 +90,7 @@ export class CertifyingModel {
   static async load(set: ModelSet, o: CertifyingOptions): Promise<CertifyingModel> {
     const m = set.manifest;
     const base = servedBase(m);
-    const graphs: { classifier: Graph; s2snet?: Graph; autoencoder?: Graph } = { classifier: loadModel(set.paths.classifier) };
-    if (base === 'f∘s') graphs.s2snet = loadModel(set.paths.s2snet);
-    if (base === 'f∘ae') graphs.autoencoder = loadModel(set.paths.autoencoder);
-    const graph = buildBaseClassifier(m, graphs, base);
+    const graph = buildBaseClassifier(m, baseGraphsOf(set, [base]), base);
     const shape: [number, number, number] = [m.input.channels, m.input.height, m.input.width];
     const h = o.host
       ? baseSessionOn(await o.host.loadGraph(CERTIFY_GRAPH, graph), shape)
@@ -99,11 +101,16 @@ export class CertifyingModel {
           logger: o.logger,
           allowSpinning: false,
         });
-    return new CertifyingModel(m, base, h, o.policy, Math.max(1, o.maxImages), o.observer, !o.host);
+    return new CertifyingModel(m, base, h, policyForSet(o.policy, m), Math.max(1, o.maxImages), o.observer, !o.host);
   }
 
   get name(): string {
     return this.manifest.name;
+  }
+
+  /** the σ the set's smoothing denoiser was trained for, when h has it */
+  get trainedSigma(): number | undefined {
+    return this.base === 'f∘d' ? this.manifest.smoothing?.sigma : undefined;
   }
 
   get provider(): string {

@@ -1,3 +1,4 @@
+import type { Manifest } from '../models/manifest';
 import { UserError } from '../util/errors';
 import type { CertifySettings } from './smoothing';
 
@@ -21,7 +22,17 @@ export interface CertifyPolicy {
   batch: number;
 }
 
+/** What the operator configures: σ may be left to each set (its smoothing denoiser's σ). */
+export type OperatorCertifyPolicy = Omit<CertifyPolicy, 'sigma'> & { sigma?: number };
+
 export const CERTIFY_N0 = 100;
+/** σ of a set without a smoothing denoiser, when the operator names none (Cohen et al.'s middle setting) */
+export const DEFAULT_SIGMA = 0.25;
+
+/** One set's policy: the operator's σ, else the σ its smoothing denoiser was trained for. */
+export function policyForSet(p: OperatorCertifyPolicy, m: Manifest): CertifyPolicy {
+  return { ...p, sigma: p.sigma ?? m.smoothing?.sigma ?? DEFAULT_SIGMA };
+}
 export const MAX_SIGMA = 1;
 /** below this α the Clopper-Pearson quantile is still exact, but no n the service allows could certify anything */
 export const MIN_ALPHA = 1e-12;

@@ -9,7 +9,7 @@ import { cpuSecondsSince } from '../pipeline/run-stage';
 import { selectRows } from '../evaluation/selection';
 import type { ProviderChoice } from '../runtime/providers';
 import { UserError } from '../util/errors';
-import { BaseKind, buildBaseClassifier } from './base-classifier';
+import { BaseKind, baseGraphsOf, buildBaseClassifier } from './base-classifier';
 import { openBaseSession } from './base-session';
 import { seededNoise } from './noise-source';
 import { CERTIFY_FILE, CertifyResults, ImageCertificate, ModelCertification, summarise } from './results';
@@ -66,12 +66,13 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   if (!batch.labels) throw new UserError('certification needs labelled test data');
   const size = shape[0] * shape[1] * shape[2];
 
-  const graphs: { classifier: Graph; s2snet?: Graph; autoencoder?: Graph } = { classifier: loadModel(set.paths.classifier) };
-  if (set.paths.s2snet) graphs.s2snet = loadModel(set.paths.s2snet);
-  if (set.paths.autoencoder) graphs.autoencoder = loadModel(set.paths.autoencoder);
-  const bases: Array<{ name: string; base: string; graph: Graph }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k, o.clip) }));
-  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f', o.clip) });
-  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s', o.clip) });
+  const graphs = baseGraphsOf(set, o.bases);
+  // f∘d clips when its manifest says so, whatever --clip says; the entry records what h did.
+  const clipOf = (k: BaseKind) => (o.clip ?? false) || (k === 'f∘d' && (m.smoothing?.clip ?? false));
+  const bases: Array<{ name: string; base: string; graph: Graph; clip: boolean }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k, o.clip), clip: clipOf(k) }));
+  const clip = o.clip ?? false;
+  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f', clip), clip });
+  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s', clip), clip });
   if (bases.length === 0) throw new UserError('nothing to certify: give --base, --classifier or --denoiser');
 
   const results: CertifyResults = {
@@ -90,7 +91,7 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
     const session = await openBaseSession(b.graph, shape, { provider: o.provider, intraOpThreads: o.threads, label: `${b.name} (base classifier)` });
     try {
       for (const sigma of o.sigmas) {
-        const entry: ModelCertification = { name: b.name, base: b.base, sigma, clip: o.clip ?? false, images: [], summary: summarise([]) };
+        const entry: ModelCertification = { name: b.name, base: b.base, sigma, clip: b.clip, images: [], summary: summarise([]) };
         results.models.push(entry);
         const started = performance.now();
         for (let i = 0; i < rows.length; i++) {

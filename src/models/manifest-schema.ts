@@ -81,6 +81,16 @@ export const manifestSchema = {
         calibration: { type: 'string' },
       },
     },
+    smoothing: {
+      type: 'object',
+      required: ['sigma', 'denoiser', 'clip'],
+      properties: {
+        sigma: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+        denoiser: { type: 'string', minLength: 1 },
+        clip: { type: 'boolean' },
+        training: { type: 'object' },
+      },
+    },
     metrics: { type: 'object' },
   },
 } as const;

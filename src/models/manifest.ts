@@ -34,6 +34,21 @@ export interface InputSpec {
   resize?: ResizeFit;
 }
 
+/**
+ * A denoiser trained for randomized smoothing (docs/certification.md): the
+ * base classifier of /v1/certify becomes f ∘ d, d = files[denoiser], with
+ * x + δ clipped to [0, 1] first when `clip` (as d was trained).
+ */
+export interface SmoothingSpec {
+  /** the σ d was trained for (pixels in [0, 1]); the default σ of the set's certifications */
+  sigma: number;
+  /** the files key of d (input → reconstruction) */
+  denoiser: string;
+  clip: boolean;
+  /** how d was trained (recipe, steps, seed …); reported, never used */
+  training?: Record<string, unknown>;
+}
+
 export interface Manifest {
   schemaVersion: 1;
   name: string;
@@ -45,6 +60,7 @@ export interface Manifest {
   defence: { chain: DefenceStage[] };
   noise: { kind: NoiseKind; sigma: number; maxSigma: number };
   detection: { threshold: number; falsePositiveRate?: number; calibration?: string };
+  smoothing?: SmoothingSpec;
   metrics?: Record<string, unknown>;
 }
 
@@ -72,6 +88,7 @@ export function parseManifest(json: unknown, source: string): Manifest {
   for (const s of m.defence.chain) {
     if ((s.stage === 's2snet' || s.stage === 'autoencoder') && !m.files[s.stage]) problems.push(`defence stage '${s.stage}' needs files.${s.stage}`);
   }
+  if (m.smoothing && !m.files[m.smoothing.denoiser]) problems.push(`smoothing.denoiser '${m.smoothing.denoiser}' names no entry of files`);
   if (new Set(m.labels).size !== m.labels.length) problems.push('labels contain duplicates');
   if (problems.length) throw new UserError(`${source}: ${problems.join('; ')}`);
   return m;

@@ -5,7 +5,7 @@ import { UserError } from '../util/errors';
 import type { NoiseKind } from '../models/manifest';
 import type { ProviderChoice } from '../runtime/providers';
 import type { DetectionPolicy } from '../serving/detection';
-import { CERTIFY_N0, CertifyPolicy } from '../certify/policy';
+import { CERTIFY_N0, CertifyPolicy, OperatorCertifyPolicy } from '../certify/policy';
 
 /**
  * Service configuration: one list of options, each settable by an
@@ -47,7 +47,7 @@ export interface Config {
   trustProxy: boolean | string[];
   logLevel: string;
   /** POST /v1/certify and `<set>-certified` (docs/certification.md) */
-  certify: CertifyPolicy;
+  certify: OperatorCertifyPolicy;
   /** gRPC Open Inference Protocol port; undefined = no gRPC server */
   grpcPort?: number;
   /** POST /v2/repository/… (load, unload, index) */
@@ -106,7 +106,7 @@ export const OPTIONS: OptionDef[] = [
   { key: 'certify.maxN', env: 'S2S_CERTIFY_MAX_N', flag: '--certify-max-n', arg: 'n', default: '10000', description: '/v1/certify: most draws a request may ask for (each is a forward pass)' },
   { key: 'certify.alpha', env: 'S2S_CERTIFY_ALPHA', flag: '--certify-alpha', arg: 'a', default: '0.001', description: '/v1/certify: failure probability α of a certificate when the request names none' },
   { key: 'certify.maxAlpha', env: 'S2S_CERTIFY_MAX_ALPHA', flag: '--certify-max-alpha', arg: 'a', default: '0.01', description: '/v1/certify: the largest α (weakest guarantee) a request may ask for' },
-  { key: 'certify.sigma', env: 'S2S_CERTIFY_SIGMA', flag: '--certify-sigma', arg: 'sigma', default: '0.25', description: '/v1/certify: smoothing noise σ when the request names none' },
+  { key: 'certify.sigma', env: 'S2S_CERTIFY_SIGMA', flag: '--certify-sigma', arg: 'sigma', default: 'manifest `smoothing.sigma`, else 0.25', description: '/v1/certify: smoothing noise σ when the request names none' },
   { key: 'certify.batch', env: 'S2S_CERTIFY_BATCH', flag: '--certify-batch', arg: 'n', default: '1000', description: '/v1/certify: noisy copies per session run' },
   { key: 'grpcPort', env: 'S2S_GRPC_PORT', flag: '--grpc-port', arg: 'n', default: '(off)', description: 'serve the Open Inference Protocol over gRPC (and `grpc.health.v1`) on this port, same host; `0` picks a free port' },
   { key: 'modelControl', env: 'S2S_MODEL_CONTROL', flag: '--model-control', arg: 'bool', default: 'false', description: 'enable `POST /v2/repository/index` and `/v2/repository/models/{name}/load` and `unload` (needs `S2S_ADMIN_API_KEYS`)' },
@@ -254,7 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
       n0: CERTIFY_N0,
       alpha: val('certify.alpha', (n, v) => num(n, v, 1e-12, 0.49), 0.001),
       maxAlpha: val('certify.maxAlpha', (n, v) => num(n, v, 1e-12, 0.49), 0.01),
-      sigma: val('certify.sigma', (n, v) => num(n, v, 1e-6, 1), 0.25),
+      sigma: opt('certify.sigma', (n, v) => num(n, v, 1e-6, 1)),
       batch: val('certify.batch', (n, v) => int(n, v, 1, 1e6), 1000),
     },
     grpcPort: opt('grpcPort', (n, v) => int(n, v, 0, 65535)),

@@ -4,6 +4,9 @@ import { CertifyingModel, servedBase } from '../../src/certify/certifying-model'
 import { seededNoise } from '../../src/certify/noise-source';
 import { loadModelSet } from '../../src/models/loader';
 import { OverloadError } from '../../src/serving/batcher';
+import { GraphBuilder } from '../../src/onnx/builder';
+import { attachSmoothing } from '../../src/pipeline/smoothing-denoiser';
+import { writeTinySet } from '../models/tiny-set';
 
 /** The service's smoothed classifier: which base it smooths, and admission of whole requests. */
 
@@ -37,4 +40,43 @@ it('admits a request whole or refuses it with a 503 before any draw', async () =
   } finally {
     await m.close();
   }
+});
+
+describe('a set with a smoothing denoiser', () => {
+  /** A tiny set plus a denoiser d (random weights) attached as the pipeline does it. */
+  function setWithSmoothing(sigma: number) {
+    const tiny = writeTinySet({ name: 'tiny-smooth' });
+    const b = new GraphBuilder('denoiser', { seed: 9 });
+    const x = b.input('input', ['N', 1, 28, 28]);
+    b.output(b.sigmoid(b.conv(x, { out: 1, kernel: 3, init: 'glorot' })), 'reconstruction');
+    attachSmoothing(tiny.dir, b.build(), { sigma, training: { recipe: 'test' }, version: '0.0.2-test' });
+    return tiny.dir;
+  }
+
+  it('smooths f ∘ d at the σ d was trained for, unless the operator names one', async () => {
+    const set = await loadModelSet(setWithSmoothing(0.5));
+    expect(set.manifest).toMatchObject({ version: '0.0.2-test', smoothing: { sigma: 0.5, denoiser: 'smoothing', clip: true } });
+    expect(servedBase(set.manifest)).toBe('f∘d');
+    const { sigma: _s, ...operator } = policy;
+    const own = await CertifyingModel.load(set, { policy: operator, provider: 'cpu', intraOpThreads: 1, maxImages: 1 });
+    const fixed = await CertifyingModel.load(set, { policy, provider: 'cpu', intraOpThreads: 1, maxImages: 1 });
+    try {
+      expect([own.base, own.policy.sigma, own.trainedSigma]).toEqual(['f∘d', 0.5, 0.5]);
+      expect([fixed.policy.sigma, fixed.trainedSigma]).toEqual([0.25, 0.5]);
+      const c = await own.certify(new Float32Array(784).fill(0.5), { sigma: 0.5, n0: 20, n: 50, alpha: 0.001 }, seededNoise(5, 0), performance.now() + 60000);
+      expect(c.countA).toBeGreaterThan(0);
+    } finally {
+      await Promise.all([own.close(), fixed.close()]);
+    }
+  });
+
+  it('a set without one keeps 0.25 as its default σ', async () => {
+    const { sigma: _s, ...operator } = policy;
+    const m = await CertifyingModel.load(await loadModelSet(writeTinySet({ name: 'tiny-plain' }).dir), { policy: operator, provider: 'cpu', intraOpThreads: 1, maxImages: 1 });
+    try {
+      expect([m.base, m.policy.sigma, m.trainedSigma]).toEqual(['f∘s', 0.25, undefined]);
+    } finally {
+      await m.close();
+    }
+  });
 });

@@ -70,6 +70,11 @@ describe('manifest schema', () => {
     expect(problem({ ...m, noise: { kind: 'gaussian', sigma: 0.2, maxSigma: 0.1 } })).toMatch(/noise\.sigma \(0\.2\) exceeds noise\.maxSigma/);
     expect(problem({ ...m, labels: ['a', 'a'] })).toMatch(/duplicates/);
     expect(problem({ ...m, files: { ...m.files, s2snet: { path: 's.onnx', sha256: 'XYZ' } } })).toMatch(/\/files\/s2snet\/sha256/);
+    // A smoothing denoiser must be one of the set's (hashed) files, with σ in (0, 1] and clip stated.
+    expect(problem({ ...m, smoothing: { sigma: 0.25, denoiser: 's2snet', clip: true } })).toBe('valid');
+    expect(problem({ ...m, smoothing: { sigma: 0.25, denoiser: 'smoothing', clip: true } })).toMatch(/smoothing\.denoiser 'smoothing' names no entry of files/);
+    expect(problem({ ...m, smoothing: { sigma: 0, denoiser: 's2snet', clip: true } })).toMatch(/\/smoothing\/sigma must be > 0/);
+    expect(problem({ ...m, smoothing: { sigma: 0.25, denoiser: 's2snet' } })).toMatch(/\/smoothing must have required property 'clip'/);
     const { detection: _d, ...noDetection } = m;
     expect(problem(noDetection)).toMatch(/must have required property 'detection'/);
   });

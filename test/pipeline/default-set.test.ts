@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { servedBase } from '../../src/certify/certifying-model';
 import { loadModelSet } from '../../src/models/loader';
 import { Recipe, buildDefaultSets, stageIds } from '../../src/pipeline/default-set';
 
@@ -16,7 +17,14 @@ const recipe: Recipe = {
   version: '0.0.1-test',
   holdout: 100,
   classifiers: [
-    { arch: 'mlp', set: 'fm-mlp', defence: 's2snet', description: 'test set with an S2SNet', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 1 } },
+    {
+      arch: 'mlp',
+      set: 'fm-mlp',
+      defence: 's2snet',
+      description: 'test set with an S2SNet and a smoothing denoiser',
+      settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 1 },
+      smoothing: { sigma: 0.5, settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 5 } },
+    },
     { arch: 'vgg-small', set: 'fm-vgg', defence: 'autoencoder', description: 'test set behind the plain AE', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 2 } },
   ],
   autoencoder: { arch: 'segnet-small', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 3 } },
@@ -31,7 +39,7 @@ describe('default-set recipe (tiny recipe, committed subset)', () => {
   const base = { out, work, data, recipe, smoke: { steps: 1, images: 60 }, intraOpThreads: 1, log: (l: string) => lines.push(l) };
 
   it('names its stages in dependency order', () => {
-    expect(stageIds(recipe)).toEqual(['autoencoder', 'classifier:mlp', 'classifier:vgg-small', 's2snet:mlp', 'sets']);
+    expect(stageIds(recipe)).toEqual(['autoencoder', 'classifier:mlp', 'classifier:vgg-small', 's2snet:mlp', 'smoothing:mlp', 'sets']);
   });
 
   it('runs a subset of stages, and refuses a stage whose inputs are missing', async () => {
@@ -42,15 +50,20 @@ describe('default-set recipe (tiny recipe, committed subset)', () => {
 
   it('finishes with resume and writes both kinds of set', async () => {
     const r = await buildDefaultSets({ ...base, resume: true });
-    expect(r.stages.map((s) => s.stage)).toEqual(['s2snet:mlp']);
+    expect(r.stages.map((s) => s.stage)).toEqual(['s2snet:mlp', 'smoothing:mlp']);
     expect(lines.some((l) => /classifier:mlp: finished earlier/.test(l))).toBe(true);
 
     const own = await loadModelSet(join(out, 'fm-mlp'));
     expect(own.manifest.defence.chain).toEqual([{ stage: 'noise' }, { stage: 's2snet' }]);
-    expect(Object.keys(own.paths).sort()).toEqual(['autoencoder', 'classifier', 'defended', 's2snet']);
+    expect(Object.keys(own.paths).sort()).toEqual(['autoencoder', 'classifier', 'defended', 's2snet', 'smoothing']);
+    // The smoothing denoiser is recorded with its σ and recipe, and certification smooths f ∘ d.
+    expect(own.manifest.smoothing).toMatchObject({ sigma: 0.5, denoiser: 'smoothing', clip: true, training: { recipe: 'stability(gaussian:0.5)', noise: 'gaussian:0.5', seed: 5 } });
+    expect(servedBase(own.manifest)).toBe('f∘d');
+    expect(own.manifest.files.smoothing!.sha256).not.toBe(own.manifest.files.s2snet!.sha256);
     const baseline = await loadModelSet(join(out, 'fm-vgg'));
     expect(baseline.manifest.defence.chain).toEqual([{ stage: 'noise' }, { stage: 'autoencoder' }]);
     expect(Object.keys(baseline.paths).sort()).toEqual(['autoencoder', 'classifier']);
+    expect(baseline.manifest.smoothing).toBeUndefined();
     expect((baseline.manifest.metrics as { detection: { score: string } }).detection.score).toMatch(/AE\(x\)/);
     // Both sets share the one stage-1 autoencoder.
     expect(own.manifest.files.autoencoder!.sha256).toBe(baseline.manifest.files.autoencoder!.sha256);

@@ -254,7 +254,8 @@ export interface paths {
          *     (certified L2 radius) and on request `p_a_lower` [N] — exactly what
          *     `/v1/certify` computes. Request parameters `n`, `alpha`, `sigma`
          *     (bounded by the operator); response parameters `base`, `norm`,
-         *     `sigma`, `n`, `n0`, `alpha`, `noise` state the terms.
+         *     `sigma`, `n`, `n0`, `alpha`, `noise` (and `denoiser_sigma` when the
+         *     set has a smoothing denoiser) state the terms.
          */
         post: operations["modelInfer"];
         delete?: never;
@@ -410,10 +411,12 @@ export interface components {
         /** @description What every certificate of the response was made under. */
         CertificationTerms: {
             /**
-             * @description The base classifier h that is smoothed (f ∘ s = the S2SNet-defended classifier).
+             * @description The base classifier h that is smoothed (f ∘ s = the S2SNet-defended classifier; f ∘ d = f behind the set's smoothing denoiser, trained for noisy inputs).
              * @enum {string}
              */
-            base: "f" | "f∘s" | "f∘ae";
+            base: "f" | "f∘s" | "f∘ae" | "f∘d";
+            /** @description With base f ∘ d, the σ its denoiser was trained for. The certificate holds at any `sigma`; certified accuracy is best near this one. */
+            denoiserSigma?: number;
             /** @enum {string} */
             norm: "L2";
             /** @description Standard deviation of the Gaussian noise. */
@@ -721,7 +724,7 @@ export interface components {
         CertifyN: number;
         /** @description Failure probability of each certificate (default and maximum set by the operator). */
         CertifyAlpha: number;
-        /** @description Smoothing noise σ, pixels in [0, 1] (default set by the operator). */
+        /** @description Smoothing noise σ, pixels in [0, 1] (default the operator's, else the σ the set's smoothing denoiser was trained for, else 0.25). */
         CertifySigma: number;
         /** @description Model set name. */
         ModelName: components["schemas"]["ModelSetName"];
@@ -849,7 +852,7 @@ export interface operations {
                 n?: components["parameters"]["CertifyN"];
                 /** @description Failure probability of each certificate (default and maximum set by the operator). */
                 alpha?: components["parameters"]["CertifyAlpha"];
-                /** @description Smoothing noise σ, pixels in [0, 1] (default set by the operator). */
+                /** @description Smoothing noise σ, pixels in [0, 1] (default the operator's, else the σ the set's smoothing denoiser was trained for, else 0.25). */
                 sigma?: components["parameters"]["CertifySigma"];
             };
             header?: never;

@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .enablePositionalOptions()
     .description('certified L2 robustness by randomized smoothing (CERTIFY with Clopper-Pearson bounds); writes OUT/certify.json and OUT/certify.html')
     .option('--models <dir>', 'model set folder (models/<set> with manifest.json); required')
-    .option('--base <list>', `base classifiers of the set to smooth, comma-separated: ${BASE_KINDS.join(', ')} (also fs, fae)`, 'f,f∘s')
+    .option('--base <list>', `base classifiers of the set to smooth, comma-separated: ${BASE_KINDS.join(', ')} (also fs, fae, fd; f∘d is the set's smoothing denoiser)`, 'f,f∘s')
     .option('--classifier <name=file>', 'an extra classifier to smooth on its own, e.g. one trained with --gaussian-augment (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--denoiser <name=file>', "another denoiser in front of the set's classifier (input 'input', output 'reconstruction'), e.g. a stability-trained S2SNet (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--sigma <list>', 'noise levels σ (pixels in [0, 1]), comma-separated', '0.25')

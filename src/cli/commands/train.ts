@@ -10,7 +10,9 @@ import { UserError } from '../../util/errors';
 import { assembleModelSet } from '../../pipeline/assemble';
 import { Normalisation, canonicalClassifier, composeDefended, imageGeometry } from '../../pipeline/compose';
 import { DataSource, Geometry, openData } from '../../pipeline/data';
-import { DEFAULT_RECIPE, buildDefaultSets, stageIds } from '../../pipeline/default-set';
+import { DEFAULT_RECIPE, DEFAULT_SMOOTHING, buildDefaultSets, stageIds } from '../../pipeline/default-set';
+import { attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from '../../pipeline/smoothing-denoiser';
+import { loadModelSet } from '../../models/loader';
 import { StageResult, StageSettings } from '../../pipeline/run-stage';
 import { runStagesInParallel } from '../../pipeline/parallel';
 import { holdoutSplit } from '../../pipeline/splits';
@@ -69,10 +71,11 @@ const RECIPE_DEFAULTS = {
   classifier: { arch: DEFAULT_RECIPE.classifiers[0].arch, ...DEFAULT_RECIPE.classifiers[0].settings },
   autoencoder: { arch: DEFAULT_RECIPE.autoencoder.arch, ...DEFAULT_RECIPE.autoencoder.settings },
   s2snet: DEFAULT_RECIPE.s2snet.settings,
+  smoothing: DEFAULT_SMOOTHING.settings,
 };
 
-function withCommon(c: Command, defaults: { epochs: number; batchSize: number; lr: number; weightDecay?: number }): Command {
-  return c
+function withCommon(c: Command, defaults: { epochs: number; batchSize: number; lr: number; weightDecay?: number; seed?: number }, out = true): Command {
+  c
     .option('--data <dir>', 'training data: a folder with the Fashion-MNIST IDX files (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist) or an image folder')
     .option('--holdout <n>', 'images at the end of the training data kept out of training (validation; the detection threshold is calibrated there) [default: min(5000, 10%)]')
     .option('--epochs <n>', 'passes over the training data', String(defaults.epochs))
@@ -81,12 +84,12 @@ function withCommon(c: Command, defaults: { epochs: number; batchSize: number; l
     .option('--lr <x>', 'peak learning rate (cosine schedule, 5% linear warm-up)', String(defaults.lr))
     .option('--weight-decay <x>', 'decoupled weight decay (AdamW) or L2 (SGD)', defaults.weightDecay === undefined ? undefined : String(defaults.weightDecay))
     .addOption(new Option('--optimizer <kind>', 'update rule').choices(['adamw', 'sgd']).default('adamw'))
-    .option('--seed <n>', 'seed of weight initialisation and shuffling', '1')
+    .option('--seed <n>', 'seed of weight initialisation and shuffling', String(defaults.seed ?? 1))
     .option('--checkpoint-dir <dir>', 'keep a checkpoint here (every quarter epoch) so the run can be resumed')
     .option('--resume', 'continue from the checkpoint in --checkpoint-dir')
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'cpu')
-    .option('--threads <n>', 'threads per operator (0 = all cores)', '0')
-    .requiredOption('--out <file>', 'where to write the trained ONNX model');
+    .option('--threads <n>', 'threads per operator (0 = all cores)', '0');
+  return out ? c.requiredOption('--out <file>', 'where to write the trained ONNX model') : c;
 }
 
 function settingsOf(o: CommonOpts): StageSettings {
@@ -245,6 +248,40 @@ export function register(program: Command): void {
       saveModel(composeDefended(r.s2snet, canonicalClassifier(classifier, normalisation)), o.defended);
     }
     finish(o.out, r.s2snet, r, { trained: `${r.trainedParameters.length} decoder tensors`, recipe: JSON.parse(r.s2snet.metadata?.[STAGE2_RECIPE_METADATA] ?? 'null'), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(o.defended ? { defended: o.defended } : {}) });
+  });
+
+  withCommon(
+    train
+      .command('smoothing')
+      .description("train a model set's smoothing denoiser (decoder of its autoencoder, stability objective at σ; encoder and classifier frozen) and add it to the set: smoothing.onnx, manifest smoothing (docs/certification.md)")
+      .requiredOption('--models <dir>', 'the model set (its autoencoder and classifier are used, its sha256s checked first)')
+      .option('--sigma <s>', 'the smoothing noise σ the denoiser is trained for (pixels in [0, 1])', String(DEFAULT_SMOOTHING.sigma))
+      .option('--set-version <v>', 'the version the set gets (default: unchanged)'),
+    RECIPE_DEFAULTS.smoothing,
+    false,
+  ).action(async (o: CommonOpts & { models: string; sigma: string; setVersion?: string }) => {
+    const sigma = positive(o.sigma, '--sigma')!;
+    if (!(sigma > 0 && sigma <= 1)) throw new UserError(`--sigma must be in (0, 1], got ${o.sigma}`);
+    const settings = settingsOf(o);
+    const set = await loadModelSet(o.models);
+    const m = set.manifest;
+    if (!set.paths.autoencoder) throw new UserError(`model set ${o.models} has no autoencoder (files.autoencoder): the smoothing denoiser is trained from it`);
+    const autoencoder = loadModel(set.paths.autoencoder);
+    const data = await trainingData(o, false, geometryOf(autoencoder, 'autoencoder'));
+    const r = await trainSmoothingDenoiser({
+      ...common(o),
+      label: `smoothing denoiser σ=${sigma}`,
+      autoencoder,
+      classifier: loadModel(set.paths.classifier),
+      normalisation: { mean: m.input.mean, std: m.input.std },
+      sigma,
+      train: data.split.train,
+      eval: data.split.holdout.size ? data.split.holdout : undefined,
+      settings,
+      dataTag: data.tag,
+    });
+    const manifest = attachSmoothing(set.dir, r.s2snet, { sigma, training: smoothingTrainingRecord(sigma, settings), version: o.setVersion });
+    process.stdout.write(JSON.stringify({ dir: set.dir, version: manifest.version, smoothing: manifest.smoothing, files: { smoothing: manifest.files.smoothing }, steps: r.train.steps, seconds: Number(r.seconds.toFixed(1)), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(r.finalEval ? { heldOut: r.finalEval } : {}) }, null, 2) + '\n');
   });
 
   train

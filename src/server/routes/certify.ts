@@ -90,7 +90,17 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** What every certification answer states about how it was made. */
 export function certificationTerms(model: CertifyingModel, s: CertifySettings, seeded: boolean) {
-  return { base: model.base, norm: 'L2' as const, sigma: s.sigma, n: s.n, n0: s.n0, alpha: s.alpha, noise: seeded ? ('seeded (test only)' as const) : ('csprng' as const) };
+  const trained = model.trainedSigma;
+  return {
+    base: model.base,
+    ...(trained !== undefined ? { denoiserSigma: trained } : {}),
+    norm: 'L2' as const,
+    sigma: s.sigma,
+    n: s.n,
+    n0: s.n0,
+    alpha: s.alpha,
+    noise: seeded ? ('seeded (test only)' as const) : ('csprng' as const),
+  };
 }
 
 /** Certifies decoded images concurrently (their chunks take turns in the batcher) and records the metrics. */

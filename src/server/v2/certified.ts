@@ -93,6 +93,6 @@ export async function certifiedInfer(app: FastifyInstance, t: CertifiedTarget, c
   const terms = certificationTerms(t.model, settings, c.seeded);
   return {
     outputs: wanted.map((w) => tensors[w]),
-    parameters: { base: terms.base, norm: terms.norm, sigma: terms.sigma, n: terms.n, n0: terms.n0, alpha: terms.alpha, noise: terms.noise },
+    parameters: { base: terms.base, ...(terms.denoiserSigma !== undefined ? { denoiser_sigma: terms.denoiserSigma } : {}), norm: terms.norm, sigma: terms.sigma, n: terms.n, n0: terms.n0, alpha: terms.alpha, noise: terms.noise },
   };
 }

@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import { readManifest } from '../models/loader';
+import { Manifest, SmoothingSpec } from '../models/manifest';
+import { Graph } from '../onnx/graph';
+import { loadModel, saveModel } from '../onnx/io';
+import { UserError } from '../util/errors';
+import { assertEncoderFrozen } from './frozen';
+import { writeManifest } from './model-set';
+import { recipeByName } from './recipes/catalogue';
+import { recipeRecord } from './recipes/recipe';
+import { S2SNetResult, S2SNetStage, trainS2SNet } from './train-s2snet';
+
+/**
+ * A model set's smoothing denoiser d (docs/certification.md): the set's
+ * stage-1 autoencoder with its decoder trained by Salman et al.'s stability
+ * objective at σ — KL(f(x) ‖ f(d(clip(x + δ)))), δ ~ N(0, σ²I) — encoder and
+ * classifier frozen, as in the paper's stage 2. It is written into the set
+ * beside the S2SNet (which it does not replace: classify still serves f ∘ s),
+ * and the manifest's `smoothing` makes /v1/certify smooth f ∘ d instead of
+ * f ∘ s, which was never trained for noise of that size.
+ */
+
+export const SMOOTHING_FILE = 'smoothing.onnx';
+export const SMOOTHING_KEY = 'smoothing';
+const STABILITY = recipeByName('stability');
+
+/** The stability recipe at σ (its catalogue name when σ is the catalogue's). */
+export function smoothingRecipe(sigma: number) {
+  if (!(sigma > 0 && sigma <= 1)) throw new UserError(`smoothing σ must be in (0, 1], got ${sigma}`);
+  return sigma === STABILITY.noise!.sigma ? STABILITY : recipeByName('stability', { sigma });
+}
+
+export type SmoothingStage = Omit<S2SNetStage, 'loss' | 'recipe'> & { sigma: number };
+
+export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<S2SNetResult> {
+  const { sigma, ...stage } = r;
+  const recipe = smoothingRecipe(sigma);
+  return trainS2SNet({ ...stage, loss: recipe.loss === 'ce' ? 'ce' : 'kl', recipe });
+}
+
+/** What the manifest records of how d was trained (settings only, so a rerun writes the same manifest). */
+export function smoothingTrainingRecord(sigma: number, settings: object): Record<string, unknown> {
+  return {
+    ...recipeRecord(smoothingRecipe(sigma)),
+    trained: 'decoder.* only; encoder and classifier frozen',
+    optimizer: 'adamw',
+    schedule: 'cosine, 5% linear warm-up',
+    ...settings,
+  };
+}
+
+/**
+ * Writes d into the set folder as smoothing.onnx and adds `files.smoothing`
+ * and `smoothing` to its manifest (every sha256 recomputed from disk). The
+ * encoder must be the set autoencoder's, bit for bit.
+ */
+export function attachSmoothing(dir: string, denoiser: Graph, o: { sigma: number; clip?: boolean; training?: Record<string, unknown>; version?: string }): Manifest {
+  const m = readManifest(dir);
+  if (m.files.autoencoder) assertEncoderFrozen(loadModel(join(dir, m.files.autoencoder.path)), denoiser);
+  if (!denoiser.inputs.some((v) => v.name === 'input') || !denoiser.outputs.some((v) => v.name === 'reconstruction')) {
+    throw new UserError(`a smoothing denoiser takes 'input' and gives 'reconstruction' (has ${denoiser.inputs.map((v) => v.name).join(', ')} → ${denoiser.outputs.map((v) => v.name).join(', ')})`);
+  }
+  saveModel(denoiser, join(dir, SMOOTHING_FILE));
+  const files: Record<string, string> = {};
+  for (const [key, ref] of Object.entries(m.files)) if (ref) files[key] = ref.path;
+  files[SMOOTHING_KEY] = SMOOTHING_FILE;
+  const smoothing: SmoothingSpec = { sigma: o.sigma, denoiser: SMOOTHING_KEY, clip: o.clip ?? true, ...(o.training ? { training: o.training } : {}) };
+  return writeManifest(dir, { ...m, version: o.version ?? m.version, files, smoothing });
+}
