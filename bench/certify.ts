@@ -6,7 +6,8 @@
  *   service:    `s2s serve` (own process, loopback), one image per request,
  *               n draws (+100 selection), S2S_CERTIFY_BATCH noisy copies per
  *               session run; `--clients` requests in flight at once
- *   in-process: buildBaseClassifier(f ∘ s) in one onnxruntime-node session,
+ *   in-process: the set's served base classifier (f ∘ d with its smoothing
+ *               denoiser, else f ∘ s) in one onnxruntime-node session,
  *               CERTIFY with the same n, n₀, batch, CSPRNG noise, `--clients`
  *               images certified concurrently
  *
@@ -24,14 +25,14 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import sharp from 'sharp';
 import { request } from 'undici';
-import { buildBaseClassifier } from '../src/certify/base-classifier';
+import { baseGraphsOf, buildBaseClassifier } from '../src/certify/base-classifier';
+import { servedBase } from '../src/certify/certifying-model';
 import { openBaseSession } from '../src/certify/base-session';
 import { cryptoNoise } from '../src/certify/noise-source';
 import { drawSampler } from '../src/certify/sampler';
 import { certify } from '../src/certify/smoothing';
 import { loadFashionMnist } from '../src/data/fashionMnist';
 import { loadModelSet } from '../src/models/loader';
-import { loadModel } from '../src/onnx/io';
 import { arg } from './support/cli';
 
 const ROOT = join(__dirname, '..');
@@ -97,8 +98,9 @@ async function main(): Promise<void> {
     });
     child.on('exit', (c) => reject(new Error(`server exited (${c})`)));
   });
-  const graph = buildBaseClassifier(m, { classifier: loadModel(set.paths.classifier), s2snet: loadModel(set.paths.s2snet) }, 'f∘s');
-  const h = await openBaseSession(graph, [1, 28, 28], { intraOpThreads: threads, label: 'in-process f∘s', allowSpinning: false });
+  const base = servedBase(m);
+  const graph = buildBaseClassifier(m, baseGraphsOf(set, [base]), base);
+  const h = await openBaseSession(graph, [1, 28, 28], { intraOpThreads: threads, label: `in-process ${base}`, allowSpinning: false });
 
   const service = async () =>
     pool(images, async (i) => {
@@ -130,7 +132,7 @@ async function main(): Promise<void> {
   await h.session.release();
 
   const result = {
-    settings: { n, n0: 100, batch, images, rounds, clients, threads, sigma: SIGMA, base: 'f∘s', model: `${m.name}@${m.version}` },
+    settings: { n, n0: 100, batch, images, rounds, clients, threads, sigma: SIGMA, base, model: `${m.name}@${m.version}` },
     machine: { cpus: cpus().length, loadavg: loadavg().map((x) => Number(x.toFixed(2))) },
     service: { imagesPerSecond: median(svc.map((x) => x.ips)), latencyMsP50: median(svc.map((x) => x.p50)) },
     inProcess: { imagesPerSecond: median(inp.map((x) => x.ips)), latencyMsP50: median(inp.map((x) => x.p50)) },

@@ -13,11 +13,13 @@ import { writeTinySet } from '../models/tiny-set';
 const SET = join(__dirname, '..', '..', 'models', 'fashion-mnist');
 const policy = { n: 100, maxN: 1000, n0: 20, alpha: 0.001, maxAlpha: 0.01, sigma: 0.25, batch: 50 };
 
-it('smooths the set’s defence: f ∘ s for the default set', async () => {
+it('smooths the set’s smoothing denoiser when it has one, else its defence', async () => {
   const set = await loadModelSet(SET);
-  expect(servedBase(set.manifest)).toBe('f∘s');
-  expect(servedBase({ ...set.manifest, defence: { chain: [{ stage: 'noise' }, { stage: 'autoencoder' }] } })).toBe('f∘ae');
-  expect(servedBase({ ...set.manifest, defence: { chain: [{ stage: 'noise' }] } })).toBe('f');
+  expect(servedBase(set.manifest)).toBe('f∘d');
+  const { smoothing: _s, ...noSmoothing } = set.manifest;
+  expect(servedBase(noSmoothing)).toBe('f∘s');
+  expect(servedBase({ ...noSmoothing, defence: { chain: [{ stage: 'noise' }, { stage: 'autoencoder' }] } })).toBe('f∘ae');
+  expect(servedBase({ ...noSmoothing, defence: { chain: [{ stage: 'noise' }] } })).toBe('f');
 });
 
 it('admits a request whole or refuses it with a 503 before any draw', async () => {

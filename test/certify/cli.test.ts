@@ -61,7 +61,7 @@ it('refuses to merge runs made with other draws', async () => {
 
 it.each([
   [['--base', 'f', '--out', 'x'], /^s2s: certify: --models <dir> is required\n$/],
-  [['--models', SET, '--base', 'g', '--out', 'x'], /^s2s: unknown base classifier 'g'; use one of f, f∘s, f∘ae\n$/],
+  [['--models', SET, '--base', 'g', '--out', 'x'], /^s2s: unknown base classifier 'g'; use one of f, f∘s, f∘ae, f∘d\n$/],
   [['--models', SET, '--sigma', '0', '--out', 'x'], /^s2s: --sigma expects values in \(0, 1\], got '0'\n$/],
   [['--models', SET, '--alpha', '0.7', '--out', 'x'], /^s2s: --alpha expects a number in \(0, 0.5\), got '0.7'\n$/],
   [['--models', SET, '--n', 'many', '--out', 'x'], /^s2s: --n expects a positive integer, got 'many'\n$/],

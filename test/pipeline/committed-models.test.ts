@@ -7,6 +7,7 @@ import { Manifest } from '../../src/models/manifest';
 import { loadModel } from '../../src/onnx/io';
 import { Graph } from '../../src/onnx/graph';
 import { DEFAULT_RECIPE } from '../../src/pipeline/default-set';
+import { smoothingTrainingRecord } from '../../src/pipeline/smoothing-denoiser';
 import { SubsetCounts, evaluateCommittedSet } from './support/committed-eval';
 
 /**
@@ -17,7 +18,7 @@ import { SubsetCounts, evaluateCommittedSet } from './support/committed-eval';
  * by an evaluation written from scratch (support/committed-eval.ts).
  */
 const models = join(__dirname, '..', '..', 'models');
-const sets = DEFAULT_RECIPE.classifiers.map((c) => ({ name: c.set, defence: c.defence }));
+const sets = DEFAULT_RECIPE.classifiers.map((c) => ({ name: c.set, defence: c.defence, smoothing: c.smoothing }));
 const fashionDir = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
 const haveData = existsSync(join(fashionDir, 't10k-images-idx3-ubyte.gz')) || existsSync(join(fashionDir, 't10k-images-idx3-ubyte'));
 
@@ -36,7 +37,7 @@ const bytes = (g: Graph, name: string) => {
   return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 };
 
-describe.each(sets)('committed model set $name', ({ name, defence }) => {
+describe.each(sets)('committed model set $name', ({ name, defence, smoothing }) => {
   const dir = join(models, name);
 
   it('loads: valid manifest, every sha256 matches', async () => {
@@ -45,8 +46,12 @@ describe.each(sets)('committed model set $name', ({ name, defence }) => {
     expect(set.manifest.labels).toEqual([...FASHION_MNIST_LABELS]);
     expect(set.manifest.input).toMatchObject({ channels: 1, height: 28, width: 28, layout: 'NCHW', range: [0, 1] });
     for (const ref of Object.values(set.manifest.files)) expect(sha256(join(dir, ref!.path))).toBe(ref!.sha256);
-    const expected = defence === 's2snet' ? ['autoencoder', 'classifier', 'defended', 's2snet'] : ['autoencoder', 'classifier'];
+    const expected = [...(defence === 's2snet' ? ['autoencoder', 'classifier', 'defended', 's2snet'] : ['autoencoder', 'classifier']), ...(smoothing ? ['smoothing'] : [])];
     expect(Object.keys(set.manifest.files).sort()).toEqual(expected);
+    expect(set.manifest.version).toBe(DEFAULT_RECIPE.version);
+    // The recipe's smoothing denoiser, recorded as the recipe trains it (src/pipeline/default-set.ts).
+    if (smoothing) expect(set.manifest.smoothing).toEqual({ sigma: smoothing.sigma, denoiser: 'smoothing', clip: true, training: smoothingTrainingRecord(smoothing.sigma, smoothing.settings) });
+    else expect(set.manifest.smoothing).toBeUndefined();
     expect(set.manifest.defence.chain).toEqual([{ stage: 'noise' }, { stage: defence }]);
     expect(set.manifest.detection.falsePositiveRate).toBe(0.05);
     expect(set.manifest.detection.threshold).toBeGreaterThan(0);
@@ -63,6 +68,19 @@ describe.each(sets)('committed model set $name', ({ name, defence }) => {
       expect(changed.length).toBeGreaterThan(0);
       expect(changed.every((n) => n.startsWith('decoder.'))).toBe(true);
     });
+
+    if (smoothing) {
+      it('the smoothing denoiser shares the autoencoder encoder bit for bit, and its decoder is its own', () => {
+        const ae = loadModel(join(dir, 'autoencoder.onnx'));
+        const d = loadModel(join(dir, 'smoothing.onnx'));
+        const s = loadModel(join(dir, 's2snet.onnx'));
+        const names = [...ae.initializers.keys()];
+        for (const n of names.filter((x) => x.startsWith('encoder.'))) expect(bytes(d, n).equals(bytes(ae, n))).toBe(true);
+        const decoder = names.filter((x) => x.startsWith('decoder.'));
+        expect(decoder.every((n) => !bytes(d, n).equals(bytes(ae, n)) || !bytes(d, n).equals(bytes(s, n)))).toBe(true);
+        expect(decoder.some((n) => !bytes(d, n).equals(bytes(s, n)))).toBe(true);
+      });
+    }
 
     it('defended.onnx carries the classifier and the S2SNet weights unchanged', () => {
       const d = loadModel(join(dir, 'defended.onnx'));

@@ -10,7 +10,8 @@ import { loadFashionMnist } from '../../src/data/fashionMnist';
 import { TestServer, call, postImage, postJson, spawnServer, testImage } from './harness';
 
 /**
- * POST /v1/certify on the committed default set (f ∘ S2SNet), served on
+ * POST /v1/certify on the committed default set (f behind its smoothing
+ * denoiser d, manifest `smoothing`), served on
  * loopback. With the test-only seeded noise, the service must give exactly
  * the certificate `s2s certify` writes for the same image and seed; without
  * it the answer says the draws came from the CSPRNG. n is small here (200
@@ -51,7 +52,7 @@ describe('POST /v1/certify against s2s certify', () => {
 
   beforeAll(async () => {
     out = mkdtempSync(join(tmpdir(), 's2s-certify-'));
-    const code = await main(['node', 's2s', 'certify', '--models', join(MODELS, 'fashion-mnist'), '--base', 'f∘s', '--sigma', '0.25', '--n', '200', '--n0', '100', '--alpha', '0.001', '--limit', '1', '--seed', String(SEED), '--batch', '100', '--threads', '1', '--data', DATA, '--no-report', '--out', out]);
+    const code = await main(['node', 's2s', 'certify', '--models', join(MODELS, 'fashion-mnist'), '--base', 'f∘d', '--sigma', '0.25', '--n', '200', '--n0', '100', '--alpha', '0.001', '--limit', '1', '--seed', String(SEED), '--batch', '100', '--threads', '1', '--data', DATA, '--no-report', '--out', out]);
     expect(code).toBe(0);
     cli = JSON.parse(readFileSync(join(out, 'certify.json'), 'utf8'));
     const row = cli.data.rows[0];
@@ -71,7 +72,8 @@ describe('POST /v1/certify against s2s certify', () => {
     expect(r.status).toBe(200);
     const body = r.json();
     const c = cli.models[0].images[0];
-    expect(body.certification).toEqual({ base: 'f∘s', norm: 'L2', sigma: 0.25, n: 200, n0: 100, alpha: 0.001, noise: 'seeded (test only)' });
+    expect(body.certification).toEqual({ base: 'f∘d', denoiserSigma: 0.25, norm: 'L2', sigma: 0.25, n: 200, n0: 100, alpha: 0.001, noise: 'seeded (test only)' });
+    expect(cli.models[0]).toMatchObject({ name: 'f∘d', clip: true });
     const got = body.results[0];
     expect({ classIndex: got.classIndex, countA: got.countA }).toEqual({ classIndex: c.prediction === 'abstain' ? null : c.prediction, countA: c.countA });
     expect(got.radius).toBeCloseTo(c.radius, 12);
@@ -93,7 +95,7 @@ describe('POST /v1/certify against s2s certify', () => {
     expect(r.status).toBe(200);
     const body = r.json();
     const c = cli.models[0].images[0];
-    expect(body.parameters).toEqual({ base: 'f∘s', norm: 'L2', sigma: 0.25, n: 200, n0: 100, alpha: 0.001, noise: 'seeded (test only)' });
+    expect(body.parameters).toEqual({ base: 'f∘d', denoiser_sigma: 0.25, norm: 'L2', sigma: 0.25, n: 200, n0: 100, alpha: 0.001, noise: 'seeded (test only)' });
     expect(body.outputs[0].data).toEqual([c.prediction === 'abstain' ? -1 : c.prediction]);
     expect(body.outputs[1].data[0]).toBeCloseTo(c.radius, 6);
     const plain = await postJson(`${seeded.url}/v2/models/fashion-mnist/infer`, { inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'UINT8', data: pixels }], outputs: [{ name: 'radius' }] });
