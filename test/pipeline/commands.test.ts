@@ -7,6 +7,7 @@ import { GraphBuilder } from '../../src/onnx/builder';
 import { loadModel, saveModel } from '../../src/onnx/io';
 import { floatTensor } from '../../src/onnx/tensor';
 import { differingInitializers } from '../../src/pipeline/frozen';
+import { servedBase } from '../../src/certify/certifying-model';
 import { createSession } from '../../src/runtime/session';
 import { buildServingGraph } from '../../src/serving/graph';
 
@@ -145,6 +146,23 @@ describe('s2s train (28×28 grey, committed subset)', () => {
     const out = await (await createSession(serving)).run({ input: floatTensor([2, 1, 28, 28]), noise: floatTensor([2, 1, 28, 28]) });
     expect(out.probs.dims).toEqual([2, 10]);
     expect(out.score.dims).toEqual([2]);
+  });
+
+  it('smoothing: trains the set’s stability decoder and adds it to the set; certification then smooths f ∘ d', async () => {
+    const r = await s2s('train', 'smoothing', '--models', p('models/tiny-fm'), '--sigma', '0.5', '--steps', '2', '--batch', '8', '--data', data, '--holdout', '100', '--threads', '1', '--set-version', '0.0.2-test');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ version: '0.0.2-test', smoothing: { sigma: 0.5, denoiser: 'smoothing', clip: true }, steps: 2 });
+    const set = await loadModelSet(p('models/tiny-fm'));
+    expect(set.manifest.smoothing!.training).toMatchObject({ recipe: 'stability(gaussian:0.5)', loss: 'kl', noise: 'gaussian:0.5', batchSize: 8, steps: 2 });
+    expect(servedBase(set.manifest)).toBe('f∘d');
+    // Decoder only: the encoder is the set autoencoder's, bit for bit.
+    const d = loadModel(set.paths.smoothing);
+    const ae = loadModel(set.paths.autoencoder);
+    expect(differingInitializers(ae, d, 'encoder.')).toEqual([]);
+    expect(differingInitializers(ae, d, 'decoder.').length).toBeGreaterThan(0);
+
+    const bad = await s2s('train', 'smoothing', '--models', p('models/tiny-fm'), '--sigma', '2', '--steps', '1');
+    expect([bad.code, bad.err]).toEqual([2, 's2s: --sigma must be in (0, 1], got 2\n']);
   });
 
   it('a wrong data folder is one clear error', async () => {
