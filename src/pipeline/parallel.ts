@@ -13,7 +13,10 @@ import { UserError } from '../util/errors';
 
 /** The stages a stage needs finished first (ids as in default-set.ts). */
 export function dependencies(stage: string, all: readonly string[]): string[] {
-  if (stage.startsWith('s2snet:')) return ['autoencoder', `classifier:${stage.slice('s2snet:'.length)}`].filter((s) => all.includes(s));
+  // Stage 2 and the smoothing denoiser both fine-tune the stage-1 decoder through their classifier.
+  for (const prefix of ['s2snet:', 'smoothing:']) {
+    if (stage.startsWith(prefix)) return ['autoencoder', `classifier:${stage.slice(prefix.length)}`].filter((s) => all.includes(s));
+  }
   if (stage === 'sets') return all.filter((s) => s !== 'sets');
   return [];
 }

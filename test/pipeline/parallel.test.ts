@@ -27,6 +27,7 @@ function fakeChild(journal: string, failing = '') {
 describe('parallel stages', () => {
   it('knows what each stage builds on', () => {
     expect(dependencies('s2snet:a', stages)).toEqual(['autoencoder', 'classifier:a']);
+    expect(dependencies('smoothing:a', stages)).toEqual(['autoencoder', 'classifier:a']);
     expect(dependencies('classifier:b', stages)).toEqual([]);
     expect(dependencies('sets', stages)).toEqual(stages.slice(0, 5));
   });
