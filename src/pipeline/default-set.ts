@@ -15,7 +15,7 @@ import { trainClassifier } from './train-classifier';
 import { S2SLoss, trainS2SNet } from './train-s2snet';
 import { recipeByName } from './recipes/catalogue';
 import { recipeRecord } from './recipes/recipe';
-import { attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from './smoothing-denoiser';
+import { SmoothingRecipeName, attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from './smoothing-denoiser';
 
 /**
  * The recipe of the committed model sets, from the Fashion-MNIST files to
@@ -48,9 +48,10 @@ export interface ClassifierRecipe {
   smoothing?: SmoothingRecipe;
 }
 
-/** The stability objective at σ on the decoder of the stage-1 autoencoder. */
+/** A noisy-input recipe at σ on the decoder of the stage-1 autoencoder (default: the stability objective). */
 export interface SmoothingRecipe {
   sigma: number;
+  recipe?: SmoothingRecipeName;
   settings: StageSettings;
 }
 
@@ -276,6 +277,7 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
         autoencoder: need('autoencoder', ae),
         classifier: need(`classifier:${c.arch}`, classifiers.get(c.arch)),
         sigma: sm.sigma,
+        recipe: sm.recipe,
         train: split.train,
         eval: validation,
         evalEvery: perEpoch(sm.settings),
@@ -317,7 +319,7 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
             : {}),
         },
       });
-      if (c.smoothing) attachSmoothing(setDir, need(`smoothing:${c.arch}`, smoothers.get(c.arch)), { sigma: c.smoothing.sigma, training: smoothingTrainingRecord(c.smoothing.sigma, c.smoothing.settings) });
+      if (c.smoothing) attachSmoothing(setDir, need(`smoothing:${c.arch}`, smoothers.get(c.arch)), { sigma: c.smoothing.sigma, training: smoothingTrainingRecord(c.smoothing.sigma, c.smoothing.settings, c.smoothing.recipe) });
       const m = a.manifest.metrics as { top1: Record<string, number>; psnrDb: Record<string, number> };
       sets.push({ name: c.set, dir: setDir, top1: m.top1, psnrDb: m.psnrDb, threshold: a.threshold });
       log(`${c.set}: top-1 f ${pct(m.top1.classifier)}, f∘AE ${pct(m.top1.autoencoder)}, f∘s ${pct(m.top1.s2snet)}; PSNR AE ${m.psnrDb.autoencoder} dB, s ${m.psnrDb.s2snet ?? '-'} dB; threshold ${a.threshold.toPrecision(4)}`);

@@ -12,9 +12,11 @@ import { S2SNetResult, S2SNetStage, trainS2SNet } from './train-s2snet';
 
 /**
  * A model set's smoothing denoiser d (docs/certification.md): the set's
- * stage-1 autoencoder with its decoder trained by Salman et al.'s stability
- * objective at σ — KL(f(x) ‖ f(d(clip(x + δ)))), δ ~ N(0, σ²I) — encoder and
- * classifier frozen, as in the paper's stage 2. It is written into the set
+ * stage-1 autoencoder with its decoder trained on noisy images through the
+ * frozen classifier at σ — Salman et al.'s stability objective
+ * KL(f(x) ‖ f(d(clip(x + δ)))), or cross-entropy against the labels
+ * (`noise-ce`), δ ~ N(0, σ²I) — encoder and classifier frozen, as in the
+ * paper's stage 2. It is written into the set
  * beside the S2SNet (which it does not replace: classify still serves f ∘ s),
  * and the manifest's `smoothing` makes /v1/certify smooth f ∘ d instead of
  * f ∘ s, which was never trained for noise of that size.
@@ -22,26 +24,30 @@ import { S2SNetResult, S2SNetStage, trainS2SNet } from './train-s2snet';
 
 export const SMOOTHING_FILE = 'smoothing.onnx';
 export const SMOOTHING_KEY = 'smoothing';
-const STABILITY = recipeByName('stability');
+/** Stage-2 recipes that train on Gaussian-noised inputs through f, and so can make a smoothing denoiser. */
+export const SMOOTHING_RECIPES = ['stability', 'noise-ce', 'noise-kl'] as const;
+export type SmoothingRecipeName = (typeof SMOOTHING_RECIPES)[number];
 
-/** The stability recipe at σ (its catalogue name when σ is the catalogue's). */
-export function smoothingRecipe(sigma: number) {
+/** A smoothing recipe at σ (its catalogue name when σ is the catalogue's). */
+export function smoothingRecipe(sigma: number, name: SmoothingRecipeName = 'stability') {
   if (!(sigma > 0 && sigma <= 1)) throw new UserError(`smoothing σ must be in (0, 1], got ${sigma}`);
-  return sigma === STABILITY.noise!.sigma ? STABILITY : recipeByName('stability', { sigma });
+  if (!SMOOTHING_RECIPES.includes(name)) throw new UserError(`'${name}' is not a smoothing recipe (use one of ${SMOOTHING_RECIPES.join(', ')})`);
+  const base = recipeByName(name);
+  return base.noise?.kind === 'gaussian' && base.noise.sigma === sigma ? base : recipeByName(name, { sigma, noiseKind: 'gaussian' });
 }
 
-export type SmoothingStage = Omit<S2SNetStage, 'loss' | 'recipe'> & { sigma: number };
+export type SmoothingStage = Omit<S2SNetStage, 'loss' | 'recipe'> & { sigma: number; recipe?: SmoothingRecipeName };
 
 export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<S2SNetResult> {
-  const { sigma, ...stage } = r;
-  const recipe = smoothingRecipe(sigma);
+  const { sigma, recipe: name, ...stage } = r;
+  const recipe = smoothingRecipe(sigma, name);
   return trainS2SNet({ ...stage, loss: recipe.loss === 'ce' ? 'ce' : 'kl', recipe });
 }
 
 /** What the manifest records of how d was trained (settings only, so a rerun writes the same manifest). */
-export function smoothingTrainingRecord(sigma: number, settings: object): Record<string, unknown> {
+export function smoothingTrainingRecord(sigma: number, settings: object, name?: SmoothingRecipeName): Record<string, unknown> {
   return {
-    ...recipeRecord(smoothingRecipe(sigma)),
+    ...recipeRecord(smoothingRecipe(sigma, name)),
     trained: 'decoder.* only; encoder and classifier frozen',
     optimizer: 'adamw',
     schedule: 'cosine, 5% linear warm-up',

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASE_KINDS, parseBaseKind } from '../../certify/base-classifier';
+import { compareAtRadius, comparisonMarkdown } from '../../certify/compare';
 import { certifyMarkdown, readCertifyResults, writeCertifyReport } from '../../certify/report';
 import { CERTIFY_FILE } from '../../certify/results';
 import { ExtraClassifier, mergeCertifyResults, runCertification } from '../../certify/run';
@@ -108,7 +109,18 @@ export function register(program: Command): void {
     .command('summary')
     .description('print the certified-accuracy table of DIR/certify.json as Markdown')
     .argument('<dir>', 'a certify OUT folder')
-    .action((dir: string) => {
-      process.stdout.write(certifyMarkdown(readCertifyResults(dir)));
+    .option('--compare <pairs>', 'also compare models on the same images at --radius: A:B pairs, comma-separated, e.g. "f∘d:f-gauss0.25,f∘d:f" (McNemar p, ratio with a paired bootstrap 95 % interval)')
+    .option('--radius <r>', 'radius of the comparison', '0.5')
+    .action((dir: string, o: { compare?: string; radius: string }) => {
+      const r = readCertifyResults(dir);
+      process.stdout.write(certifyMarkdown(r));
+      if (!o.compare) return;
+      const radius = parseNumber(o.radius, '--radius', (x) => x >= 0, 'a radius ≥ 0')!;
+      const pairs = o.compare.split(',').map((p) => {
+        const [a, b, ...rest] = p.split(':').map((x) => x.trim());
+        if (!a || !b || rest.length) throw new UserError(`--compare expects A:B pairs, got '${p}'`);
+        return compareAtRadius(r, a, b, radius);
+      });
+      process.stdout.write('\n' + comparisonMarkdown(pairs));
     });
 }

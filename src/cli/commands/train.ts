@@ -11,7 +11,7 @@ import { assembleModelSet } from '../../pipeline/assemble';
 import { Normalisation, canonicalClassifier, composeDefended, imageGeometry } from '../../pipeline/compose';
 import { DataSource, Geometry, openData } from '../../pipeline/data';
 import { DEFAULT_RECIPE, DEFAULT_SMOOTHING, buildDefaultSets, stageIds } from '../../pipeline/default-set';
-import { attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from '../../pipeline/smoothing-denoiser';
+import { SMOOTHING_RECIPES, SmoothingRecipeName, attachSmoothing, smoothingRecipe, smoothingTrainingRecord, trainSmoothingDenoiser } from '../../pipeline/smoothing-denoiser';
 import { loadModelSet } from '../../models/loader';
 import { StageResult, StageSettings } from '../../pipeline/run-stage';
 import { runStagesInParallel } from '../../pipeline/parallel';
@@ -253,24 +253,27 @@ export function register(program: Command): void {
   withCommon(
     train
       .command('smoothing')
-      .description("train a model set's smoothing denoiser (decoder of its autoencoder, stability objective at σ; encoder and classifier frozen) and add it to the set: smoothing.onnx, manifest smoothing (docs/certification.md)")
+      .description("train a model set's smoothing denoiser (the decoder of its autoencoder on noisy images through the frozen classifier, at σ; encoder and classifier frozen) and add it to the set: smoothing.onnx, manifest smoothing (docs/certification.md)")
       .requiredOption('--models <dir>', 'the model set (its autoencoder and classifier are used, its sha256s checked first)')
       .option('--sigma <s>', 'the smoothing noise σ the denoiser is trained for (pixels in [0, 1])', String(DEFAULT_SMOOTHING.sigma))
+      .addOption(new Option('--recipe <name>', 'stability: KL to f(x), label-free (Salman et al.); noise-ce: cross-entropy against the labels; noise-kl: KL, soft').choices([...SMOOTHING_RECIPES]).default(DEFAULT_SMOOTHING.recipe ?? 'stability'))
       .option('--set-version <v>', 'the version the set gets (default: unchanged)'),
     RECIPE_DEFAULTS.smoothing,
     false,
-  ).action(async (o: CommonOpts & { models: string; sigma: string; setVersion?: string }) => {
+  ).action(async (o: CommonOpts & { models: string; sigma: string; recipe: SmoothingRecipeName; setVersion?: string }) => {
     const sigma = positive(o.sigma, '--sigma')!;
     if (!(sigma > 0 && sigma <= 1)) throw new UserError(`--sigma must be in (0, 1], got ${o.sigma}`);
+    const recipe = smoothingRecipe(sigma, o.recipe);
     const settings = settingsOf(o);
     const set = await loadModelSet(o.models);
     const m = set.manifest;
     if (!set.paths.autoencoder) throw new UserError(`model set ${o.models} has no autoencoder (files.autoencoder): the smoothing denoiser is trained from it`);
     const autoencoder = loadModel(set.paths.autoencoder);
-    const data = await trainingData(o, false, geometryOf(autoencoder, 'autoencoder'));
+    const data = await trainingData(o, recipe.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
     const r = await trainSmoothingDenoiser({
       ...common(o),
-      label: `smoothing denoiser σ=${sigma}`,
+      label: `smoothing denoiser (${recipe.name})`,
+      recipe: o.recipe,
       autoencoder,
       classifier: loadModel(set.paths.classifier),
       normalisation: { mean: m.input.mean, std: m.input.std },
@@ -280,7 +283,7 @@ export function register(program: Command): void {
       settings,
       dataTag: data.tag,
     });
-    const manifest = attachSmoothing(set.dir, r.s2snet, { sigma, training: smoothingTrainingRecord(sigma, settings), version: o.setVersion });
+    const manifest = attachSmoothing(set.dir, r.s2snet, { sigma, training: smoothingTrainingRecord(sigma, settings, o.recipe), version: o.setVersion });
     process.stdout.write(JSON.stringify({ dir: set.dir, version: manifest.version, smoothing: manifest.smoothing, files: { smoothing: manifest.files.smoothing }, steps: r.train.steps, seconds: Number(r.seconds.toFixed(1)), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(r.finalEval ? { heldOut: r.finalEval } : {}) }, null, 2) + '\n');
   });
 
