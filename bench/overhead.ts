@@ -22,7 +22,6 @@ import { Agent } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { loadModelSet } from '../src/models/loader';
