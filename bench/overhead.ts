@@ -41,26 +41,29 @@ const threads = inferenceThreads({ threads: Number(arg('threads', '0')), inferen
 const modelsDir = arg('models-dir', join(ROOT, 'models'));
 const model = arg('model', 'fashion-mnist');
 /**
- * Services to compare, each started with its own extra environment:
- * `--variants 'log-warn:LOG_LEVEL=warn;one-thread:S2S_THREADS=1'`. The
- * service with no extra environment is always first, as `service`.
+ * Services to compare, each started with its own extra environment and,
+ * after `@`, from another checkout of the project (a commit before a change):
+ * `--variants 'log-warn:LOG_LEVEL=warn;before@/tmp/old-checkout:'`. The
+ * service from this checkout with no extra environment is always first, as
+ * `service`.
  */
-const variants: Array<{ name: string; env: Record<string, string> }> = [
-  { name: 'service', env: {} },
+const variants: Array<{ name: string; env: Record<string, string>; root: string }> = [
+  { name: 'service', env: {}, root: ROOT },
   ...arg('variants', '')
     .split(';')
     .filter(Boolean)
     .map((v) => {
-      const [name, list = ''] = v.split(':');
+      const [label, list = ''] = v.split(':');
+      const [name, root = ROOT] = label.split('@');
       const env = Object.fromEntries(list.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-      return { name, env };
+      return { name, env, root };
     }),
 ];
 
-async function startService(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+async function startService(env: Record<string, string>, root: string): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'serve'], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'serve'], {
+    cwd: root,
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), S2S_MODELS_DIR: modelsDir, S2S_MODEL: model, S2S_THREADS: String(threads), S2S_INFERENCE_WORKERS: '1', S2S_DRAIN_MS: '0', ...env },
     // the request log (one line per request at info level, as in production) is read and dropped, so the pipe never blocks
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -97,10 +100,10 @@ async function main() {
   const dims = [1, geo.channels, geo.height, geo.width];
 
   console.log(`s2s single-request overhead: model set '${model}' (${geo.channels}×${geo.height}×${geo.width}); ${threads} ORT thread(s), no spinning, on both sides`);
-  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}${variants.length > 1 ? `; variants ${variants.map((v) => `${v.name} ${JSON.stringify(v.env)}`).join(', ')}` : ''}`);
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}${variants.length > 1 ? `; variants ${variants.map((v) => `${v.name} ${JSON.stringify(v.env)}${v.root === ROOT ? '' : ` from ${v.root}`}`).join(', ')}` : ''}`);
 
   const services = [];
-  for (const v of variants) services.push({ ...v, ...(await startService(v.env)) });
+  for (const v of variants) services.push({ ...v, ...(await startService(v.env, v.root)) });
   const graph = buildServingGraph(set.manifest, {
     classifier: loadModel(set.paths.classifier),
     ...(set.paths.s2snet ? { s2snet: loadModel(set.paths.s2snet) } : {}),
