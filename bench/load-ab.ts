@@ -10,8 +10,10 @@
  *
  *   npx tsx bench/load-ab.ts --variants 'default:;one-thread:--threads 1;nice-10:--service-env S2S_INFERENCE_NICE=10' [--rounds 2] [--phase-s 6]
  *
- * A variant is `name:load.ts arguments` (split on spaces); hostile bodies,
- * soak and SIGTERM are skipped (`--skip` adds more).
+ * A variant is `name:load.ts arguments` (split on spaces), or
+ * `name@/other/checkout:arguments` to run that checkout's bench/load.ts and
+ * service (the project before a change); hostile bodies, soak and SIGTERM
+ * are skipped (`--skip` adds more).
  */
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -26,7 +28,8 @@ const variants = arg('variants', 'default:')
   .filter(Boolean)
   .map((v) => {
     const i = v.indexOf(':');
-    return { name: i < 0 ? v : v.slice(0, i), args: i < 0 ? [] : v.slice(i + 1).split(' ').filter(Boolean) };
+    const [name, root = join(__dirname, '..')] = (i < 0 ? v : v.slice(0, i)).split('@');
+    return { name, root, args: i < 0 ? [] : v.slice(i + 1).split(' ').filter(Boolean) };
   });
 
 /** The middle value (the mean of the middle two for an even count). */
@@ -38,9 +41,9 @@ function median(xs: number[]): number {
 
 type Result = Record<string, unknown> & { closed?: Record<string, number>; open?: Record<string, number> };
 
-function runLoad(args: string[]): Promise<Result> {
+function runLoad(root: string, args: string[]): Promise<Result> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'load.ts'), '--phase-s', phaseS, '--skip', skip, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'load.ts'), '--phase-s', phaseS, '--skip', skip, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -73,7 +76,7 @@ const COLUMNS: Array<[string, (r: Result) => number | undefined, number]> = [
 ];
 
 async function main() {
-  console.log(`load A/B: ${variants.map((v) => `${v.name} [${v.args.join(' ') || 'defaults'}]`).join(', ')}; ${rounds} rounds, phases of ${phaseS} s, skipping ${skip}`);
+  console.log(`load A/B: ${variants.map((v) => `${v.name} [${v.args.join(' ') || 'defaults'}${v.root === join(__dirname, '..') ? '' : ` from ${v.root}`}]`).join(', ')}; ${rounds} rounds, phases of ${phaseS} s, skipping ${skip}`);
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const results = new Map<string, Result[]>(variants.map((v) => [v.name, []]));
   const loads: number[] = [];
@@ -82,7 +85,7 @@ async function main() {
     for (const v of order) {
       console.log(`\n--- round ${r + 1}, ${v.name} (load average ${loadavg()[0].toFixed(1)})`);
       loads.push(loadavg()[0]);
-      results.get(v.name)!.push(await runLoad(v.args));
+      results.get(v.name)!.push(await runLoad(v.root, v.args));
     }
   }
   const w = Math.max(...COLUMNS.map(([c]) => c.length));
