@@ -47,7 +47,6 @@ export interface Config {
   /** false, true (every hop: only when the proxy is the sole way in), or the proxies' addresses / CIDRs */
   trustProxy: boolean | string[];
   logLevel: string;
-  logFlushMs: number;
   /** POST /v1/certify and `<set>-certified` (docs/certification.md) */
   certify: CertifyPolicy;
   /** gRPC Open Inference Protocol port; undefined = no gRPC server */
@@ -115,7 +114,6 @@ export const OPTIONS: OptionDef[] = [
   { key: 'modelControl', env: 'S2S_MODEL_CONTROL', flag: '--model-control', arg: 'bool', default: 'false', description: 'enable `POST /v2/repository/index` and `/v2/repository/models/{name}/load` and `unload` (needs `S2S_ADMIN_API_KEYS`)' },
   { key: 'adminApiKeys', env: 'S2S_ADMIN_API_KEYS', default: '(none)', description: 'comma-separated API keys with the admin scope, the only keys model control accepts' },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', arg: 'level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
-  { key: 'logFlushMs', env: 'S2S_LOG_FLUSH_MS', flag: '--log-flush-ms', arg: 'ms', default: '100', description: 'the log is written to standard output in blocks of 4 KiB or at most this long after a line is logged, and at exit (a hard kill loses at most this much); 0 = each line at once, synchronously (a write on every request\'s path)' },
 ];
 
 /** Camel-case property commander gives a flag (`--max-batch` → `maxBatch`). */
@@ -266,6 +264,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     modelControl,
     adminApiKeys,
     logLevel: val('logLevel', (n, v) => oneOf(n, v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
-    logFlushMs: val('logFlushMs', (n, v) => int(n, v, 0, 60000), 100),
   };
 }

@@ -9,7 +9,6 @@ import { buildApp } from './app';
 import type { Config } from './config';
 import { watchEventLoopDelay } from './event-loop';
 import { Lifecycle, trackConnections } from './lifecycle';
-import { logDestination } from './log-destination';
 import { Metrics } from './metrics';
 import { inferenceThreads, loadServedModel } from './model-loading';
 
@@ -58,7 +57,7 @@ export async function loadModels(config: Config, metrics: Metrics, logger: Logge
 }
 
 export async function startServer(config: Config, opts: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunningServer> {
-  const logger = opts.logger ?? createLogger(config.logLevel, logDestination(config.logFlushMs));
+  const logger = opts.logger ?? createLogger(config.logLevel);
   // libvips's operation cache only helps when the same image comes twice; a server's images do not.
   sharp.cache(false);
   const metrics = new Metrics();
