@@ -23,6 +23,10 @@
  *
  *   npx tsx bench/load.ts [--phase-s 10] [--soak-s 75] [--sigterm-runs 5] [--threads 0] [--workers 1]
  *                         [--queue-limit 256] [--max-queue-wait-ms 250] [--models-dir DIR --model NAME] [--skip soak,sigterm,…]
+ *                         [--service-env K=V,K=V]   (more environment for the service, e.g. S2S_INFERENCE_NICE=10)
+ *                         [--client-nice N]   (lower the load generators N nice steps once the service runs, so that
+ *                                              clients sharing its cores do not outrank its inference threads)
+ * bench/load-ab.ts runs it for several settings in alternation and tabulates them.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -39,6 +43,7 @@ import { createSession } from '../src/runtime/session';
 import { buildServingGraph } from '../src/serving/graph';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { inferenceThreads } from '../src/server/start';
+import { lowerThreadPriority } from '../src/runtime/worker/thread-priority';
 import { Sample, Stats, Target, closedLoop, openLoop, pct, probe, send, summarise } from './load-clients';
 import { arg, freePort } from './support/cli';
 
@@ -51,10 +56,17 @@ const workers = Number(arg('workers', '1'));
 const queueLimit = Number(arg('queue-limit', '256'));
 const maxQueueWaitMs = Number(arg('max-queue-wait-ms', '250'));
 const maxBatch = 32;
+const clientNice = Number(arg('client-nice', '0'));
 const skip = new Set(arg('skip', '').split(',').filter(Boolean));
 const modelsDir = arg('models-dir', join(ROOT, 'models'));
 const model = arg('model', 'fashion-mnist');
 const threads = inferenceThreads({ threads: threadsArg, inferenceWorkers: workers });
+const serviceEnv: Record<string, string> = Object.fromEntries(
+  arg('service-env', '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 
 interface Service {
   url: string;
@@ -78,6 +90,7 @@ async function startService(env: Record<string, string> = {}): Promise<Service> 
       S2S_MAX_QUEUE_WAIT_MS: String(maxQueueWaitMs),
       S2S_MAX_BATCH: String(maxBatch),
       S2S_DRAIN_MS: '0',
+      ...serviceEnv,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -165,12 +178,20 @@ async function main() {
     lines.push(s);
     console.log(s);
   };
-  const result: Record<string, unknown> = { model, threads, workers, queueLimit, maxQueueWaitMs, maxBatch, phaseS, cores: cpus().length, allowedCores: allowedCores() };
+  const result: Record<string, unknown> = { model, threads, workers, queueLimit, maxQueueWaitMs, maxBatch, phaseS, cores: cpus().length, allowedCores: allowedCores(), serviceEnv };
 
   say(`s2s load harness: model set '${model}' (${geo.channels}×${geo.height}×${geo.width}); ${workers} inference worker(s) × ${threads} ORT thread(s), no spinning; queue ${queueLimit} images, expected-wait budget ${maxQueueWaitMs || 'off'}${maxQueueWaitMs ? ' ms' : ''}, batches ≤ ${maxBatch}`);
+  if (Object.keys(serviceEnv).length) say(`service environment: ${JSON.stringify(serviceEnv)}`);
   say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} (allowed ${allowedCores()}), load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 
   const svc = await startService();
+  if (clientNice > 0) {
+    // after the service started (a child takes its parent's priority): from here on the clients (and the
+    // in-process baseline, which runs alone) run lower, as load from other machines would not compete at all
+    const lowered = lowerThreadPriority(clientNice);
+    say(`load generators lowered ${clientNice} nice steps: ${lowered.applied ? `now nice ${lowered.nice}` : lowered.reason}`);
+    result.clientNice = clientNice;
+  }
   const classify: Target = { url: svc.url, path: '/v1/classify', body: png, headers: { 'content-type': 'image/png' } };
   await closedLoop(classify, 32, 2); // warm-up
 

@@ -23,6 +23,7 @@ export interface Config {
   provider: ProviderChoice;
   threads: number;
   inferenceWorkers: number;
+  inferenceNice: number;
   maxBatch: number;
   maxDelayMs: number;
   queueLimit: number;
@@ -80,6 +81,7 @@ export const OPTIONS: OptionDef[] = [
   { key: 'provider', env: 'S2S_PROVIDER', flag: '--provider', arg: 'auto|cpu|cuda', default: 'auto', description: 'execution provider; `auto` uses CUDA when its libraries are installed and falls back to CPU (logged)' },
   { key: 'threads', env: 'S2S_THREADS', flag: '--threads', arg: 'n', default: '0', description: 'ONNX Runtime intra-op threads per inference worker; 0 = the cores the process may use (its container CPU limit, if any) divided among the workers' },
   { key: 'inferenceWorkers', env: 'S2S_INFERENCE_WORKERS', flag: '--inference-workers', arg: 'n', default: '1', description: 'inference worker threads per model set, each with its own ONNX Runtime session (on CUDA: one GPU session each); batches run on them in parallel, never on the event loop' },
+  { key: 'inferenceNice', env: 'S2S_INFERENCE_NICE', flag: '--inference-nice', arg: 'n', default: '10', description: 'how many nice steps (0–19) below the process the inference worker threads and ONNX Runtime\'s threads inside them run (Linux): above 0 the event loop gets a core whenever it needs one, so accepting, refusing and answering stay on time while ORT uses every cycle left; 0 = the process\'s own priority' },
   { key: 'maxBatch', env: 'S2S_MAX_BATCH', flag: '--max-batch', arg: 'n', default: '32', description: 'most images per session run' },
   { key: 'maxDelayMs', env: 'S2S_MAX_DELAY_MS', flag: '--max-delay-ms', arg: 'ms', default: '2', description: 'longest an image waits for its batch to fill while other requests are still being decoded' },
   { key: 'queueLimit', env: 'S2S_QUEUE_LIMIT', flag: '--queue-limit', arg: 'n', default: '256', description: 'images queued per model set at most; beyond it requests get 503 with Retry-After at once' },
@@ -227,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
     provider: val('provider', (n, v) => oneOf(n, v, ['auto', 'cpu', 'cuda'] as const), 'auto'),
     threads: val('threads', (n, v) => int(n, v, 0, 1024), 0),
     inferenceWorkers: val('inferenceWorkers', (n, v) => int(n, v, 1, 64), 1),
+    inferenceNice: val('inferenceNice', (n, v) => int(n, v, 0, 19), 10),
     maxBatch: val('maxBatch', (n, v) => int(n, v, 1, 4096), 32),
     maxDelayMs: val('maxDelayMs', (n, v) => num(n, v, 0, 10000), 2),
     queueLimit: val('queueLimit', (n, v) => int(n, v, 1), 256),

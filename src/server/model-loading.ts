@@ -20,6 +20,7 @@ export async function loadServedModel(config: Config, metrics: Metrics, logger: 
     provider: config.provider,
     intraOpThreads: threads,
     workers: config.inferenceWorkers,
+    nice: config.inferenceNice,
     batcher: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, queueLimit: config.queueLimit, maxQueueWaitMs: config.maxQueueWaitMs },
     noise: { kind: config.noiseKind, sigma: config.noise, maxSigma: config.noiseMax },
     logger: logger.child({ model: name }),
@@ -27,7 +28,7 @@ export async function loadServedModel(config: Config, metrics: Metrics, logger: 
   });
   metrics.addModel(model.name, model.version, model.provider);
   logger.info(
-    { model: model.name, version: model.version, provider: model.provider, workers: config.inferenceWorkers, threadsPerWorker: threads, chain: set.manifest.defence.chain.map((s) => s.stage), noise: model.noise, threshold: model.threshold },
+    { model: model.name, version: model.version, provider: model.provider, workers: config.inferenceWorkers, threadsPerWorker: threads, inferenceNice: config.inferenceNice, chain: set.manifest.defence.chain.map((s) => s.stage), noise: model.noise, threshold: model.threshold },
     'model set loaded (sha256 verified)',
   );
   return model;

@@ -4,6 +4,7 @@ import type { Timed } from '../serving/batcher';
 import type { ImageResult, ServedModel } from '../serving/served-model';
 import type { Metrics } from './metrics';
 import { tracePipeline } from '../telemetry/request-log';
+import type { RequestRecord } from '../telemetry/request-context';
 
 /**
  * The path every route shares: reserve room in the model's queue (503 at once
@@ -21,6 +22,8 @@ export interface PipelineRequest {
   reconstruction: boolean;
   /** ms left before the request's deadline */
   budgetMs: number;
+  /** the request's log record (`req.s2sRecord`): its stages become spans when tracing is on */
+  record?: RequestRecord;
 }
 
 export interface PipelineResult {
@@ -55,7 +58,7 @@ export async function runPipeline(req: PipelineRequest, metrics: Metrics): Promi
   );
   metrics.observeStage('queue_wait', model.name, Math.max(...timed.map((t) => t.queueMs)) / 1000);
   metrics.observeStage('inference', model.name, Math.max(...timed.map((t) => t.inferenceMs)) / 1000);
-  tracePipeline(t0, decodedAt, Math.max(...timed.map((t) => t.queueMs)), Math.max(...timed.map((t) => t.inferenceMs)), model.name, req.count);
+  tracePipeline(req.record, t0, decodedAt, Math.max(...timed.map((t) => t.queueMs)), Math.max(...timed.map((t) => t.inferenceMs)), model.name, req.count);
   return { results: timed.map((t, i) => ({ ...t, decodeMs: decodeMs[i] })) };
 }
 

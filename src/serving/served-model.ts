@@ -39,6 +39,8 @@ export interface ServeOptions {
   intraOpThreads: number;
   /** inference worker threads, each with its own session; batches run on them in parallel */
   workers?: number;
+  /** nice steps below the process for the inference threads (0–19; see InferencePoolOptions.nice) */
+  nice?: number;
   batcher: BatcherOptions;
   /** operator overrides of the manifest's noise policy */
   noise?: Partial<NoisePolicy>;
@@ -87,7 +89,7 @@ export class ServedModel {
     const graph = buildServingGraph(m, graphs);
     const hasNoiseStage = m.defence.chain.some((s) => s.stage === 'noise');
     const noise = resolveNoisePolicy(m, opts.noise, hasNoiseStage);
-    const pool = new InferencePool({ workers: opts.workers ?? 1, logger: opts.logger });
+    const pool = new InferencePool({ workers: opts.workers ?? 1, logger: opts.logger, nice: opts.nice });
     try {
       const session = await pool.load(SERVING_GRAPH, graph, {
         provider: opts.provider,

@@ -4,7 +4,7 @@ import { FastifyInstance, FastifyReply, FastifyRequest, LogController } from 'fa
 import fp from 'fastify-plugin';
 import { Counter, Registry } from 'prom-client';
 import type { Detection } from '../serving/detection';
-import { RequestRecord, currentRequest, runWithRequest } from './request-context';
+import type { RequestRecord } from './request-context';
 import { endRequestSpan, extractContext, incomingTraceId, recordStage, startRequestSpan } from './tracing';
 
 /**
@@ -31,9 +31,8 @@ export function apiKeyId(key: string): string {
 /** Label of requests made with no API key (auth off). */
 export const NO_KEY = 'none';
 
-/** Called where detections are counted: notes them on the current request's record. */
-export function noteVerdicts(model: { name: string; version: string }, detections: readonly Detection[]): void {
-  const r = currentRequest();
+/** Called where detections are counted: notes them on the request's record (none outside a request). */
+export function noteVerdicts(r: RequestRecord | undefined, model: { name: string; version: string }, detections: readonly Detection[]): void {
   if (!r) return;
   r.model = model.name;
   r.version = model.version;
@@ -43,9 +42,8 @@ export function noteVerdicts(model: { name: string; version: string }, detection
   if (scores.length) r.maxScore = Math.max(r.maxScore ?? -Infinity, ...scores);
 }
 
-/** Called by the shared pipeline: its decode, queue and inference stages as spans of the current request. */
-export function tracePipeline(t0: number, decodedAt: number, queueMs: number, inferenceMs: number, model: string, images: number): void {
-  const r = currentRequest();
+/** Called by the shared pipeline: its decode, queue and inference stages as spans of the request (none outside a request). */
+export function tracePipeline(r: RequestRecord | undefined, t0: number, decodedAt: number, queueMs: number, inferenceMs: number, model: string, images: number): void {
   if (!r) return;
   const end = decodedAt + queueMs + inferenceMs;
   r.resultsAt = end;
@@ -124,11 +122,7 @@ export const requestLogPlugin = fp(async (app: FastifyInstance, opts: RequestLog
     });
     if (record.span) req.s2sTraceId = record.span.spanContext().traceId;
     req.s2sRecord = record;
-    runWithRequest(record, done);
-  });
-  app.addHook('preHandler', (req, _reply, done) => {
-    if (req.s2sRecord) runWithRequest(req.s2sRecord, done);
-    else done();
+    done();
   });
   app.addHook('onResponse', async (req, reply) => {
     const r = req.s2sRecord;

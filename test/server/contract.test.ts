@@ -70,7 +70,7 @@ describe('configuration', () => {
     expect(c.modelsDir).toBe(join(ROOT, 'models'));
     expect(c.model).toBe(dflt('S2S_MODEL'));
     expect(c.provider).toBe(dflt('S2S_PROVIDER'));
-    for (const [key, env] of [['threads', 'S2S_THREADS'], ['maxBatch', 'S2S_MAX_BATCH'], ['maxDelayMs', 'S2S_MAX_DELAY_MS'], ['queueLimit', 'S2S_QUEUE_LIMIT'], ['requestTimeoutMs', 'S2S_REQUEST_TIMEOUT_MS'], ['maxEventLoopDelayMs', 'S2S_MAX_EVENT_LOOP_DELAY_MS'], ['drainMs', 'S2S_DRAIN_MS'], ['bodyLimit', 'S2S_BODY_LIMIT'], ['maxPixels', 'S2S_MAX_PIXELS'], ['maxParts', 'S2S_MAX_PARTS']] as const) {
+    for (const [key, env] of [['threads', 'S2S_THREADS'], ['inferenceNice', 'S2S_INFERENCE_NICE'], ['maxBatch', 'S2S_MAX_BATCH'], ['maxDelayMs', 'S2S_MAX_DELAY_MS'], ['queueLimit', 'S2S_QUEUE_LIMIT'], ['requestTimeoutMs', 'S2S_REQUEST_TIMEOUT_MS'], ['maxEventLoopDelayMs', 'S2S_MAX_EVENT_LOOP_DELAY_MS'], ['drainMs', 'S2S_DRAIN_MS'], ['bodyLimit', 'S2S_BODY_LIMIT'], ['maxPixels', 'S2S_MAX_PIXELS'], ['maxParts', 'S2S_MAX_PARTS']] as const) {
       expect([env, String(c[key])]).toEqual([env, dflt(env)]);
     }
     expect(c.detectionPolicy).toBe(dflt('S2S_DETECTION_POLICY'));

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { access, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -9,7 +9,7 @@ import { encodeModel } from '../../onnx/io';
 import { UserError } from '../../util/errors';
 import type { Provider } from '../providers';
 import type { Feed, RuntimeLogger } from '../session';
-import { ARRAYS, GraphInfo, Reply, Request, WireTensor, WorkerSessionOptions, ownBuffer } from './protocol';
+import { ARRAYS, GraphInfo, Reply, Request, WireTensor, WorkerSessionOptions, WorkerStart, ownBuffer } from './protocol';
 
 /**
  * ONNX Runtime sessions in worker threads. Each worker holds every loaded
@@ -73,7 +73,8 @@ class WorkerHandle {
   spawn(): void {
     const entry = workerEntry();
     // stdout/stderr of the worker stay the process's own (ORT writes native log lines there).
-    this.worker = new Worker(entry.file, { execArgv: entry.execArgv, name: `inference-${this.index}` });
+    const workerData: WorkerStart = { nice: this.pool.nice };
+    this.worker = new Worker(entry.file, { execArgv: entry.execArgv, name: `inference-${this.index}`, workerData });
     this.worker.on('message', (m: Reply) => this.onMessage(m));
     this.worker.on('error', (e) => this.pool.logger.warn({ worker: this.index, err: e.message }, 'inference worker error'));
     this.worker.on('exit', (code) => this.onExit(code));
@@ -115,10 +116,18 @@ export interface InferencePoolOptions {
   /** worker threads, each with its own session per graph */
   workers: number;
   logger?: RuntimeLogger;
+  /**
+   * How many nice steps (0–19) below the process the worker threads and
+   * ONNX Runtime's threads inside them run (Linux; thread-priority.ts): above
+   * 0, the event loop wins the CPU whenever it needs it. 0 or absent: the
+   * process's own priority.
+   */
+  nice?: number;
 }
 
 export class InferencePool {
   readonly logger: RuntimeLogger;
+  readonly nice: number;
   closing = false;
   private readonly handles: WorkerHandle[];
   private readonly graphs = new Map<string, { model: Uint8Array; options: WorkerSessionOptions }>();
@@ -127,6 +136,13 @@ export class InferencePool {
   constructor(opts: InferencePoolOptions) {
     if (!(opts.workers >= 1)) throw new Error(`an inference pool needs at least one worker, got ${opts.workers}`);
     this.logger = opts.logger ?? silent;
+    this.nice = opts.nice ?? 0;
+    if (!(Number.isInteger(this.nice) && this.nice >= 0 && this.nice <= 19)) throw new Error(`inference threads' nice steps must be a whole number from 0 to 19, got ${opts.nice}`);
+    if (this.nice > 0) {
+      // libuv's thread pool (decoding, file reads) starts on its first job and its threads inherit the
+      // priority of the thread that queued it: queue one here, on this thread, before a lowered worker can.
+      access(__filename, () => undefined);
+    }
     this.handles = Array.from({ length: opts.workers }, (_, i) => new WorkerHandle(i, this));
   }
 

@@ -1,8 +1,9 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { isUserError } from '../../util/errors';
 import { ModelSession } from '../session';
-import { ARRAYS, GraphInfo, Reply, Request, WireTensor, ownBuffer } from './protocol';
+import { ARRAYS, GraphInfo, Reply, Request, WireTensor, WorkerStart, ownBuffer } from './protocol';
+import { lowerThreadPriority } from './thread-priority';
 
 /**
  * An inference worker: holds ONNX Runtime sessions by name and runs them on
@@ -21,6 +22,13 @@ const logger = {
   info: (obj: object, msg?: string) => send({ kind: 'log', level: 'info', obj, msg: msg ?? '' }),
   warn: (obj: object, msg?: string) => send({ kind: 'log', level: 'warn', obj, msg: msg ?? '' }),
 };
+
+// Before any session exists, so that ORT's intra-op threads, created with the sessions, inherit it.
+const start = (workerData ?? {}) as WorkerStart;
+if (start.nice) {
+  const outcome = lowerThreadPriority(start.nice);
+  if (!outcome.applied) logger.warn({ nice: start.nice, reason: outcome.reason }, 'inference threads keep the default priority');
+}
 
 function fromWire(t: WireTensor): ort.Tensor {
   const make = ARRAYS[t.type];

@@ -21,6 +21,12 @@ export interface GraphInfo {
   inputs: Array<{ name: string; type: string; shape: Array<number | string> } | { name: string; type?: undefined; shape?: undefined }>;
 }
 
+/** What a worker is started with (its workerData). */
+export interface WorkerStart {
+  /** nice steps (1–19) below the process for the worker thread and the ORT threads it creates; 0 or absent: unchanged */
+  nice?: number;
+}
+
 export type WorkerSessionOptions = Omit<SessionOptions, 'logger'>;
 
 export type Request =

@@ -47,10 +47,10 @@ export function rejectFlagged(app: FastifyInstance, req: FastifyRequest, reply: 
   );
 }
 
-export function countDetections(app: FastifyInstance, model: ServedModel, detections: Detection[]): void {
+export function countDetections(app: FastifyInstance, req: FastifyRequest, model: ServedModel, detections: Detection[]): void {
   app.metrics.images.inc({ model: model.name }, detections.length);
   for (const d of detections) app.metrics.detections.inc({ model: model.name, verdict: d.verdict });
-  noteVerdicts(model, detections);
+  noteVerdicts(req.s2sRecord, model, detections);
 }
 
 /** POST /v1/classify, POST /v1/reconstruct, GET /v1/models */
@@ -76,6 +76,7 @@ export async function classifyRoutes(app: FastifyInstance, opts: { doc: OpenApiD
           sigma,
           reconstruction: false,
           budgetMs: budgetLeft(reply, config.requestTimeoutMs),
+          record: req.s2sRecord,
         },
         app.metrics,
       );
@@ -92,7 +93,7 @@ export async function classifyRoutes(app: FastifyInstance, opts: { doc: OpenApiD
       const postMs = performance.now() - t0;
       for (const it of items) it.timings.postprocessMs = round3(postMs / items.length);
       app.metrics.observeStage('postprocess', model.name, postMs / 1000);
-      countDetections(app, model, detections);
+      countDetections(app, req, model, detections);
       const rejected = rejectFlagged(app, req, reply, detections, config);
       if (rejected) return rejected;
       return { model: { name: model.name, version: model.version }, results: items };
@@ -115,6 +116,7 @@ export async function classifyRoutes(app: FastifyInstance, opts: { doc: OpenApiD
           sigma,
           reconstruction: true,
           budgetMs: budgetLeft(reply, config.requestTimeoutMs),
+          record: req.s2sRecord,
         },
         app.metrics,
       );

@@ -3,6 +3,7 @@ import { resolveSigma } from '../../serving/noise';
 import type { ServedModel } from '../../serving/served-model';
 import { UserError } from '../../util/errors';
 import type { Metrics } from '../metrics';
+import type { RequestRecord } from '../../telemetry/request-context';
 import { runPipeline } from '../pipeline';
 import { InputDatatype, OutputDatatype, OutputValues, isInputDatatype, pixelsFromBytes, pixelsFromJson } from './datatypes';
 import { DEFAULT_OUTPUTS, INPUT_NAME, OUTPUT_NAMES, OutputName, outputDatatype, outputShape } from './metadata';
@@ -35,6 +36,8 @@ export interface InferCall {
   outputs?: string[];
   /** ms left before the request's deadline */
   budgetMs: number;
+  /** the HTTP request's log record, for its trace spans */
+  record?: RequestRecord;
 }
 
 export interface TensorOutput {
@@ -102,7 +105,7 @@ export async function runInfer(call: InferCall, limits: InferLimits, metrics: Me
   const pixels = input.raw !== undefined ? pixelsFromBytes(input.name, datatype, input.raw, count * size) : pixelsFromJson(input.name, datatype, input.data, count * size, 4);
   const reconstruction = wanted.includes('reconstruction');
   const { results } = await runPipeline(
-    { model, count, prepare: async (i) => pixels.subarray(i * size, (i + 1) * size), sigma, reconstruction, budgetMs: call.budgetMs },
+    { model, count, prepare: async (i) => pixels.subarray(i * size, (i + 1) * size), sigma, reconstruction, budgetMs: call.budgetMs, record: call.record },
     metrics,
   );
   const detections = results.map((r) => judge(r.output.score, model.threshold));

@@ -88,6 +88,7 @@ export async function v2Routes(app: FastifyInstance, opts: { doc: OpenApiDoc; co
         inputs: request.inputs.map((input, i) => ({ name: input.name, datatype: input.datatype, shape: input.shape, data: input.data, raw: raws[i] })),
         outputs: request.outputs?.map((o) => o.name),
         budgetMs: budgetLeft(reply, config.requestTimeoutMs),
+        record: req.s2sRecord,
       };
       if (certified) {
         const result = await certifiedInfer(app, certified, call, config);
@@ -97,7 +98,7 @@ export async function v2Routes(app: FastifyInstance, opts: { doc: OpenApiDoc; co
         return reply.type('application/octet-stream').header(HEADER_LENGTH, String(encoded.headerLength)).send(encoded.body);
       }
       const result = await runInfer({ model, ...call }, config, app.metrics);
-      countDetections(app, model, result.detections);
+      countDetections(app, req, model, result.detections);
       const rejected = rejectFlagged(app, req, reply, result.detections, config);
       if (rejected) return rejected;
       const head = {
