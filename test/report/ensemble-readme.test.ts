@@ -20,6 +20,10 @@ describe('README worst-case table', () => {
 
   it('was run on the committed default set', () => {
     const manifest = JSON.parse(readFileSync(join(root, 'models', 'fashion-mnist', 'manifest.json'), 'utf8'));
-    for (const [key, ref] of Object.entries(manifest.files as Record<string, { sha256: string }>)) expect(results.modelSet.files[key]).toBe(ref.sha256);
+    const files = manifest.files as Record<string, { sha256: string }>;
+    // The run attacked these graphs; files added to the set later (the smoothing
+    // denoiser) play no part in it, but every graph the run recorded must be the committed one.
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(results.modelSet.files[key]).toBeDefined();
+    for (const [key, sha] of Object.entries(results.modelSet.files)) expect(sha).toBe(files[key]?.sha256);
   });
 });
