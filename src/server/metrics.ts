@@ -116,8 +116,13 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: { metrics: Me
     const route = req.routeOptions.url ?? 'unmatched';
     m.httpDuration.observe({ route, method: req.method, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', { config: { public: true, rateLimit: false }, logLevel: 'warn' }, async (_req, reply) => {
-    reply.type(m.registry.contentType);
-    return m.registry.metrics();
-  });
+  metricsRoute(app, m);
 });
+
+/** GET /metrics: the traffic listener serves it, and the health listener too when there is one. */
+export function metricsRoute(app: FastifyInstance, metrics: Metrics): void {
+  app.get('/metrics', { config: { public: true, rateLimit: false }, logLevel: 'warn' }, async (_req, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}
