@@ -1,20 +1,24 @@
-import Fastify, { FastifyBaseLogger } from 'fastify';
+import { Worker } from 'node:worker_threads';
+import type { FastifyBaseLogger } from 'fastify';
+import { workerEntry } from '../runtime/worker/entry';
 import { UserError } from '../util/errors';
+import { HEARTBEAT_MS, HealthShared, HealthStart, HealthToMain, MainToHealth } from './health-protocol';
 import type { Lifecycle } from './lifecycle';
-import { Metrics, metricsRoute } from './metrics';
-import type { OpenApiDoc } from './openapi';
-import { healthRoutes } from './routes/health';
+import type { Metrics } from './metrics';
 
 /**
- * Probes and the scrape on a port of their own (S2S_HEALTH_PORT). On the
- * traffic port a probe's connection waits in the same listen backlog, the
- * same accept loop, the same connection cap and the same HTTP parsing order
- * as a flood's: under overload — exactly when a restart would hurt most —
- * the liveness probe times out although the process is well. Here it meets
- * none of that: a second small server on the same event loop (so "it
- * answers" still means "the event loop turns"), with no admission, auth,
- * rate limit or load shedding, answering the same liveness and readiness
- * (readiness is the same Lifecycle, so it turns 503 on SIGTERM here too).
+ * Probes and the scrape on a port of their own (S2S_HEALTH_PORT), served
+ * from a thread of their own (health-worker.ts). On the traffic port a
+ * probe's connection waits in the same listen backlog, accept loop,
+ * connection cap and HTTP parsing order as a flood's; a second listener on
+ * the same event loop still waits for that loop's turns, which a flood of
+ * 1,024 connections stretches past 100 ms (measured: bench/load.ts, README
+ * "Under load"). Under overload — exactly when a restart would hurt most —
+ * the kubelet would time out a process that is well. Here the probe meets
+ * none of that: no admission, auth, rate limit or load shedding, its own
+ * event loop, the same liveness and readiness (readiness is the Lifecycle's,
+ * so it turns 503 on SIGTERM here too). Liveness fails when the main event
+ * loop has not turned for `stallMs`, so a wedged process is still restarted.
  */
 
 /**
@@ -23,37 +27,59 @@ import { healthRoutes } from './routes/health';
  * stray client from spending the process's file descriptors here.
  */
 export const HEALTH_MAX_CONNECTIONS = 256;
+/** Liveness says 503 once the main event loop has not turned for this long (load shedding starts at 500 ms of lag). */
+export const EVENT_LOOP_STALL_MS = 5000;
 
 export interface HealthListener {
   url: string;
   close(): Promise<void>;
 }
 
-export async function startHealthListener(opts: {
-  host: string;
-  port: number;
-  lifecycle: Lifecycle;
-  metrics: Metrics;
-  doc: OpenApiDoc;
-  logger: FastifyBaseLogger;
-}): Promise<HealthListener> {
-  const app = Fastify({
-    loggerInstance: opts.logger.child({ listener: 'health' }),
-    // Probe connections are short and a scrape is cheap to retry: nothing here is worth holding the exit for.
-    forceCloseConnections: true,
-    routerOptions: { ignoreTrailingSlash: true },
+export async function startHealthListener(opts: { host: string; port: number; lifecycle: Lifecycle; metrics: Metrics; logger: FastifyBaseLogger; stallMs?: number }): Promise<HealthListener> {
+  const shared = new HealthShared();
+  shared.heartbeat();
+  const beating = setInterval(() => shared.heartbeat(), HEARTBEAT_MS);
+  beating.unref();
+  shared.setReady(opts.lifecycle.ready);
+  opts.lifecycle.onChange(() => shared.setReady(opts.lifecycle.ready));
+
+  const start: HealthStart = { host: opts.host, port: opts.port, maxConnections: HEALTH_MAX_CONNECTIONS, stallMs: opts.stallMs ?? EVENT_LOOP_STALL_MS, shared: shared.buffer };
+  const entry = workerEntry(__dirname, 'health-worker');
+  const worker = new Worker(entry.file, { execArgv: entry.execArgv, name: 'health', workerData: start });
+  const send = (m: MainToHealth) => worker.postMessage(m);
+  const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+  worker.on('message', (m: HealthToMain) => {
+    if (!('scrape' in m)) return;
+    opts.metrics.registry.metrics().then(
+      (text) => send({ scraped: m.scrape, text, contentType: opts.metrics.registry.contentType }),
+      () => undefined, // the worker answers 503 when no text comes
+    );
   });
-  app.decorate('lifecycle', opts.lifecycle);
-  await app.register(healthRoutes, { doc: opts.doc });
-  metricsRoute(app, opts.metrics);
-  app.server.maxConnections = HEALTH_MAX_CONNECTIONS;
-  try {
-    const url = await app.listen({ port: opts.port, host: opts.host });
-    return { url, close: () => app.close() };
-  } catch (e) {
-    await app.close();
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new UserError(`cannot listen for health probes on ${opts.host}:${opts.port} (${code})`);
-    throw e;
-  }
+  const url = await new Promise<string>((ok, fail) => {
+    const onMessage = (m: HealthToMain) => {
+      if ('listening' in m) ok(m.listening);
+      else if ('error' in m) fail(m.error);
+      else return;
+      worker.off('message', onMessage);
+    };
+    worker.on('message', onMessage);
+    worker.once('error', (e) => fail(e.message));
+    worker.once('exit', (code) => fail(`exited (${code})`));
+  }).catch(async (why: string) => {
+    clearInterval(beating);
+    await worker.terminate();
+    throw new UserError(`cannot listen for health probes on ${opts.host}:${opts.port} (${why})`);
+  });
+  let closing: Promise<void> | undefined;
+  // Probes then fail and the kubelet restarts the pod, which is right; the log says why.
+  worker.once('exit', (code) => closing || opts.logger.error({ code }, 'the health listener stopped; probes will fail'));
+  return {
+    url,
+    close: () =>
+      (closing ??= (async () => {
+        send({ close: true });
+        await exited;
+        clearInterval(beating);
+      })()),
+  };
 }

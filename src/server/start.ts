@@ -116,7 +116,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
   }
   if (config.healthPort !== undefined) {
     try {
-      health = await startHealthListener({ host: config.host, port: config.healthPort, lifecycle, metrics, doc, logger });
+      health = await startHealthListener({ host: config.host, port: config.healthPort, lifecycle, metrics, logger });
     } catch (e) {
       await Promise.all([app.close(), grpcServer?.close()]);
       throw e;
