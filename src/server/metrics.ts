@@ -116,13 +116,8 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: { metrics: Me
     const route = req.routeOptions.url ?? 'unmatched';
     m.httpDuration.observe({ route, method: req.method, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
-  metricsRoute(app, m);
-});
-
-/** GET /metrics: the traffic listener serves it, and the health listener too when there is one. */
-export function metricsRoute(app: FastifyInstance, metrics: Metrics): void {
   app.get('/metrics', { config: { public: true, rateLimit: false }, logLevel: 'warn' }, async (_req, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    reply.type(m.registry.contentType);
+    return m.registry.metrics();
   });
-}
+});
