@@ -50,11 +50,13 @@ WORKDIR /app
 # HOME=/tmp: the only writable place once the root filesystem is read-only (Kubernetes mounts an emptyDir there).
 # S2S_MODELS_DIR points at the baked-in default model set; mount another set anywhere and point this at it.
 # S2S_GRPC_PORT: the Open Inference Protocol over gRPC (docs/grpc.md) beside HTTP; an empty value turns it off.
+# S2S_HEALTH_PORT: probes and /metrics on a listener of their own, answered under a flood on PORT; empty: off.
 ENV NODE_ENV=production \
     HOME=/tmp \
     HOST=0.0.0.0 \
     PORT=8080 \
     S2S_GRPC_PORT=8081 \
+    S2S_HEALTH_PORT=8082 \
     S2S_MODELS_DIR=/app/models
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
@@ -65,10 +67,10 @@ COPY proto ./proto
 COPY models ./models
 # Numeric, so Kubernetes can verify runAsNonRoot; the files above stay root-owned and read-only to it.
 USER 10001:10001
-EXPOSE 8080 8081
-# Slim images have no curl; Node 22's fetch does the same job.
+EXPOSE 8080 8081 8082
+# Slim images have no curl; Node 22's fetch does the same job. The health listener when on, else the traffic port.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/v2/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.S2S_HEALTH_PORT || process.env.PORT || 8080) + '/v2/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The service drains on SIGTERM: readiness turns 503, in-flight requests finish, then it exits.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "dist/cli/main.js"]

@@ -5,7 +5,8 @@
  * every variant sees the same background load on a shared machine; then
  * tabulates, per variant, the median over rounds of: capacity at
  * concurrency 32 and its ratio to the in-process graph, event-loop delay p99
- * and liveness p99 at c=32, in the closed-loop flood and in the open loop,
+ * and liveness p99 (traffic port, then health port) at c=32, in the
+ * closed-loop flood and in the open loop,
  * and goodput at 4× capacity.
  *
  *   npx tsx bench/load-ab.ts --variants 'default:;one-thread:--threads 1;nice-10:--service-env S2S_INFERENCE_NICE=10' [--rounds 2] [--phase-s 6]
@@ -62,15 +63,18 @@ const COLUMNS: Array<[string, (r: Result) => number | undefined, number]> = [
   ['ratio to in-process', (r) => r.throughputRatio as number, 2],
   ['loop p99 c=32 (ms)', (r) => r.c32LoopP99Ms as number, 1],
   ['liveness p99 c=32 (ms)', (r) => r.c32LiveP99Ms as number, 1],
+  ['  same, health port (ms) c=32', (r) => r.c32HealthLiveP99Ms as number, 1],
   ['closed 4×: goodput share', (r) => r.closed?.goodputShare, 2],
   ['closed 4×: goodput (img/s)', (r) => r.closed?.goodput, 0],
   ['closed 4×: loop p99 (ms)', (r) => r.closed?.loopP99Ms, 1],
   ['closed 4×: liveness p99 (ms)', (r) => r.closed?.liveP99Ms, 1],
+  ['  same, health port (ms) closed', (r) => r.closed?.healthLiveP99Ms, 1],
   ['closed 4×: accepted p99 (ms)', (r) => r.closed?.okP99, 0],
   ['open 4×: goodput share', (r) => r.open?.goodputShare, 2],
   ['open 4×: goodput (img/s)', (r) => r.open?.goodput, 0],
   ['open 4×: loop p99 (ms)', (r) => r.open?.loopP99Ms, 1],
   ['open 4×: liveness p99 (ms)', (r) => r.open?.liveP99Ms, 1],
+  ['  same, health port (ms) open', (r) => r.open?.healthLiveP99Ms, 1],
   ['open 4×: accepted p99 (ms)', (r) => r.open?.okP99, 0],
   ['raw-tensor p50 overhead (ms)', (r) => r.overheadP50Ms as number, 2],
 ];

@@ -132,14 +132,19 @@ export async function openLoop(t: Target, ratePerS: number, seconds: number, cap
   return { samples, notSent };
 }
 
-/** One request at a time on its own connection, every `intervalMs`, until `stop()`. */
-export async function probe(t: Target, intervalMs: number, stop: () => boolean): Promise<Sample[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+/**
+ * One request at a time, every `intervalMs`, until `stop()`: on one kept-alive
+ * connection of its own, or (`newConnections`) on a new connection each
+ * time, as the kubelet's HTTP probes do (the connection then also waits in
+ * the listen backlog and the accept loop).
+ */
+export async function probe(t: Target, intervalMs: number, stop: () => boolean, newConnections = false): Promise<Sample[]> {
+  const agent = newConnections ? false : new Agent({ keepAlive: true, maxSockets: 1 });
   const samples: Sample[] = [];
   while (!stop()) {
     samples.push(await send(t, agent));
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  agent.destroy();
+  if (agent) agent.destroy();
   return samples;
 }

@@ -11,7 +11,11 @@
  *      connection): connection errors, 503s with Retry-After, goodput,
  *      accepted p99 against the documented queue bound, 503 latency,
  *      event-loop delay p99 (the service's own monitorEventLoopDelay, from
- *      /metrics) and liveness-probe p99 during the load;
+ *      /metrics) and liveness-probe p99 during the load — on the traffic
+ *      port and, in the same run, on the health listener (S2S_HEALTH_PORT,
+ *      which the harness turns on unless --service-env sets it empty), each
+ *      on a kept-alive connection and on a new connection per probe (the
+ *      kubelet's way), from a process of their own (bench/support/prober.ts);
  *   4. hostile bodies (10 MB nested JSON on /v1 and V2, a 10 MB array, a GIF
  *      pixel bomb) beside a legitimate client: its latency with and without;
  *   5. SIGTERM under steady load, several runs on fresh services: failed
@@ -28,7 +32,7 @@
  *                                              clients sharing its cores do not outrank its inference threads)
  * bench/load-ab.ts runs it for several settings in alternation and tabulates them.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +48,7 @@ import { buildServingGraph } from '../src/serving/graph';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { inferenceThreads } from '../src/server/start';
 import { lowerThreadPriority } from '../src/runtime/worker/thread-priority';
-import { Sample, Stats, Target, closedLoop, openLoop, pct, probe, send, summarise } from './load-clients';
+import { Sample, Stats, Target, closedLoop, openLoop, pct, send, summarise } from './load-clients';
 import { arg, freePort } from './support/cli';
 
 const ROOT = join(__dirname, '..');
@@ -70,6 +74,8 @@ const serviceEnv: Record<string, string> = Object.fromEntries(
 
 interface Service {
   url: string;
+  /** the health listener's URL, when the service has one */
+  healthUrl?: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }
@@ -90,20 +96,21 @@ async function startService(env: Record<string, string> = {}): Promise<Service> 
       S2S_MAX_QUEUE_WAIT_MS: String(maxQueueWaitMs),
       S2S_MAX_BATCH: String(maxBatch),
       S2S_DRAIN_MS: '0',
+      S2S_HEALTH_PORT: '0',
       ...serviceEnv,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const url = await new Promise<string>((ok, fail) => {
+  const ready = await new Promise<{ url: string; health?: string }>((ok, fail) => {
     // one log line per request at info level, as in production; keep reading so the pipe never blocks
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes('"msg":"ready"')) ok(JSON.parse(line).url);
+      if (line.includes('"msg":"ready"')) ok(JSON.parse(line));
     });
     child.on('exit', (code) => fail(new Error(`service exited (${code}) before it was ready`)));
   });
-  return { url, child, exited };
+  return { url: ready.url, healthUrl: ready.health, child, exited };
 }
 
 /**
@@ -121,18 +128,42 @@ function sentinelWindow(): Promise<{ p99: number; max: number }> {
   });
 }
 
+// forked now, at this process's priority, before --client-nice lowers the load generators
+const prober = fork(join(__dirname, 'support', 'prober.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function startProbes(targets: Array<{ key: string; url: string; fresh: boolean }>): () => Promise<Record<string, Sample[]>> {
+  prober.send({ start: targets, intervalMs: 20 });
+  return () =>
+    new Promise((ok) => {
+      prober.once('message', (m) => ok((m as { samples: Record<string, Sample[]> }).samples));
+      prober.send({ stop: true });
+    });
+}
+
 async function scrape(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`)).text();
 }
 const metric = (text: string, name: string, labels = '') =>
   [...text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))].filter((m) => (m[1] ?? '').includes(labels)).reduce((a, m) => a + Number(m[2]), 0);
 
-/** Runs `load` while watching the event loop (reset by the first scrape) and, optionally, a liveness probe. */
-async function measured<T>(url: string, load: () => Promise<T>, withProbe = true) {
+/** Liveness probes, all at once: the traffic port and the health listener (when there is one), each kept alive and on new connections. */
+const PROBES = [
+  { key: 'live', port: 'traffic', fresh: false },
+  { key: 'liveNew', port: 'traffic', fresh: true },
+  { key: 'healthLive', port: 'health', fresh: false },
+  { key: 'healthLiveNew', port: 'health', fresh: true },
+] as const;
+type ProbeKey = (typeof PROBES)[number]['key'];
+
+/** Runs `load` while watching the event loop (reset by the first scrape) and, optionally, liveness probes. */
+async function measured<T>(svc: Service, load: () => Promise<T>, withProbe = true) {
+  const url = svc.url;
   const before = await scrape(url);
   await sentinelWindow();
-  let done = false;
-  const probing = withProbe ? probe({ url, path: '/v2/health/live' }, 20, () => done) : Promise.resolve([] as Sample[]);
+  const targets = PROBES.flatMap(({ key, port, fresh }) => {
+    const base = port === 'traffic' ? url : svc.healthUrl;
+    return withProbe && base ? [{ key, url: base, fresh }] : [];
+  });
+  const stopProbes = startProbes(targets);
   // the load generator's own loop: when it lags, latencies it reports include its own delay, not the service's
   const clientLoop = monitorEventLoopDelay({ resolution: 10 });
   clientLoop.enable();
@@ -140,10 +171,12 @@ async function measured<T>(url: string, load: () => Promise<T>, withProbe = true
   const result = await load();
   const seconds = (performance.now() - t0) / 1000;
   clientLoop.disable();
-  done = true;
   const after = await scrape(url);
   const idle = await sentinelWindow();
-  const live = await probing;
+  const probed = await stopProbes();
+  const live = Object.fromEntries(PROBES.map(({ key }) => [key, probed[key] ?? []])) as Record<ProbeKey, Sample[]>;
+  const probeP99 = (k: ProbeKey) => pct(live[k].map((s) => s.ms), 99);
+  const probeFailed = (k: ProbeKey) => live[k].filter((s) => s.status !== 200).length;
   const batches = metric(after, 's2s_batch_size_count') - metric(before, 's2s_batch_size_count');
   const images = metric(after, 's2s_batch_size_sum') - metric(before, 's2s_batch_size_sum');
   return {
@@ -153,15 +186,34 @@ async function measured<T>(url: string, load: () => Promise<T>, withProbe = true
     loopMaxMs: metric(after, 's2s_event_loop_delay_seconds', 'percentile="100"') * 1000,
     idleLoopP99Ms: idle.p99,
     clientLoopP99Ms: clientLoop.percentile(99) / 1e6,
-    liveP99Ms: pct(live.map((s) => s.ms), 99),
-    liveFailed: live.filter((s) => s.status !== 200).length,
+    liveP99Ms: probeP99('live'),
+    liveFailed: probeFailed('live'),
+    probes: Object.fromEntries(PROBES.map(({ key }) => [key, { n: live[key].length, p50Ms: +pct(live[key].map((s) => s.ms), 50).toFixed(2), p99Ms: +probeP99(key).toFixed(2), maxMs: +Math.max(...live[key].map((s) => s.ms)).toFixed(1), failed: probeFailed(key) }])) as Record<ProbeKey, ProbeStats>,
     meanBatch: batches > 0 ? images / batches : 0,
     imagesPerS: images / seconds,
     rssMb: metric(after, 'process_resident_memory_bytes') / 2 ** 20,
   };
 }
 
+interface ProbeStats {
+  n: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  failed: number;
+}
+
 const f1 = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+/** The liveness A/B of one phase: the same probe on the traffic port and on the health listener, measured side by side. */
+function fmtProbes(p: Record<ProbeKey, ProbeStats>): string {
+  const one = (k: ProbeKey) => (p[k].n ? `p50/p99/max ${f1(p[k].p50Ms, 2)}/${f1(p[k].p99Ms, 2)}/${f1(p[k].maxMs, 1)} ms (${p[k].n} probes, ${p[k].failed} failed)` : '(no health listener)');
+  const ratio = (a: ProbeKey, b: ProbeKey) => (p[b].n && p[b].p99Ms > 0 ? ` → traffic/health p99 ${f1(p[a].p99Ms / p[b].p99Ms, 1)}×` : '');
+  return [
+    `   liveness, kept-alive connection: traffic port ${one('live')}; health port ${one('healthLive')}${ratio('live', 'healthLive')}`,
+    `   liveness, new connection per probe (kubelet): traffic port ${one('liveNew')}; health port ${one('healthLiveNew')}${ratio('liveNew', 'healthLiveNew')}`,
+  ].join('\n');
+}
+
 const fmtStats = (s: Stats) =>
   `sent ${s.sent}; status ${JSON.stringify(s.byStatus)}; connection errors ${JSON.stringify(s.errors)}; 200 p50/p99/max ${f1(s.okP50)}/${f1(s.okP99)}/${f1(s.okMax)} ms; 503 p50/p99 ${f1(s.rejectP50, 2)}/${f1(s.rejectP99, 2)} ms; 503 with Retry-After ${f1(s.retryAfterShare * 100)} %`;
 
@@ -213,7 +265,7 @@ async function main() {
   const batches: number[] = [];
   let c32: Awaited<ReturnType<typeof measured<Sample[]>>> | undefined;
   for (let round = 0; round < 2; round++) {
-    const m = await measured(svc.url, () => closedLoop(classify, 32, phaseS / 2));
+    const m = await measured(svc, () => closedLoop(classify, 32, phaseS / 2));
     const ok = m.result.filter((s) => s.status === 200).length;
     capacity.push(ok / m.seconds);
     batches.push(m.meanBatch);
@@ -234,6 +286,8 @@ async function main() {
   say(`\n1. capacity, concurrency 32 (2 × ${phaseS / 2} s): ${capacity.map((x) => f1(x, 0)).join(', ')} images/s (mean batch ${batches.map((x) => f1(x)).join(', ')}); ${fmtStats(c32s)}`);
   say(`   in-process serving graph at that batch size, same threads, no spinning: ${inProcess.map((x) => f1(x, 0)).join(', ')} images/s → ratio ${f1(ratio * 100)} % (goal ≥ 95 %)`);
   say(`   event-loop delay p99 ${f1(c32!.loopP99Ms, 2)} ms (max ${f1(c32!.loopMaxMs)}; an idle process on this machine: p99 ${f1(c32!.idleLoopP99Ms, 2)} ms), liveness p99 ${f1(c32!.liveP99Ms, 2)} ms`);
+  say(fmtProbes(c32!.probes));
+  Object.assign(result, { c32Probes: c32!.probes, c32HealthLiveP99Ms: c32!.probes.healthLive.p99Ms, c32HealthLiveNewP99Ms: c32!.probes.healthLiveNew.p99Ms, c32LiveNewP99Ms: c32!.probes.liveNew.p99Ms });
   Object.assign(result, { capacity: +cap.toFixed(1), inProcess: +pct(inProcess, 50).toFixed(1), throughputRatio: +ratio.toFixed(3), meanBatch: +pct(batches, 50).toFixed(2), c32LoopP99Ms: +c32!.loopP99Ms.toFixed(2), c32LiveP99Ms: +c32!.liveP99Ms.toFixed(2) });
 
   // ---- 2. one request at a time ----
@@ -275,21 +329,23 @@ async function main() {
   const boundMs = Math.min(countBoundMs, waitBoundMs);
   say(`\n3. overload; documented bound on accepted latency: the smaller of (queue ${queueLimit} + one batch ${maxBatch}) / capacity ${f1(cap, 0)} images/s = ${f1(countBoundMs, 0)} ms and wait budget ${maxQueueWaitMs || '(off)'} + one batch = ${f1(waitBoundMs, 0)} ms (+ decode)`);
   if (!skip.has('closed')) {
-    const m = await measured(svc.url, () => closedLoop(classify, 1024, phaseS));
+    const m = await measured(svc, () => closedLoop(classify, 1024, phaseS));
     const s = summarise(m.result, m.seconds);
     const goodput = (s.byStatus['200'] ?? 0) / m.seconds;
     say(`   closed loop, 1024 connections, ${phaseS} s: ${fmtStats(s)}`);
     say(`   goodput ${f1(goodput, 0)} images/s = ${f1((goodput / cap) * 100)} % of capacity (goal ≥ 90 %); accepted p99 ${f1(s.okP99, 0)} ms vs bound ${f1(boundMs, 0)} ms; event-loop delay p99 ${f1(m.loopP99Ms, 2)} ms (max ${f1(m.loopMaxMs)}; idle process ${f1(m.idleLoopP99Ms, 2)}); liveness p99 ${f1(m.liveP99Ms, 2)} ms, failed ${m.liveFailed}; load generator's own event-loop delay p99 ${f1(m.clientLoopP99Ms, 1)} ms`);
-    result.closed = { ...s, goodput: +goodput.toFixed(1), goodputShare: +(goodput / cap).toFixed(3), loopP99Ms: +m.loopP99Ms.toFixed(2), idleLoopP99Ms: +m.idleLoopP99Ms.toFixed(2), liveP99Ms: +m.liveP99Ms.toFixed(2), clientLoopP99Ms: +m.clientLoopP99Ms.toFixed(1), boundMs: +boundMs.toFixed(0) };
+    say(fmtProbes(m.probes));
+    result.closed = { ...s, probes: m.probes, healthLiveP99Ms: m.probes.healthLive.p99Ms, healthLiveNewP99Ms: m.probes.healthLiveNew.p99Ms, liveNewP99Ms: m.probes.liveNew.p99Ms, goodput: +goodput.toFixed(1), goodputShare: +(goodput / cap).toFixed(3), loopP99Ms: +m.loopP99Ms.toFixed(2), idleLoopP99Ms: +m.idleLoopP99Ms.toFixed(2), liveP99Ms: +m.liveP99Ms.toFixed(2), clientLoopP99Ms: +m.clientLoopP99Ms.toFixed(1), boundMs: +boundMs.toFixed(0) };
   }
   if (!skip.has('open')) {
     const rate = Math.round(4 * cap);
-    const m = await measured(svc.url, () => openLoop(classify, rate, phaseS));
+    const m = await measured(svc, () => openLoop(classify, rate, phaseS));
     const s = summarise(m.result.samples, m.seconds);
     const goodput = (s.byStatus['200'] ?? 0) / m.seconds;
     say(`   open loop, ${rate} requests/s on new connections, ${phaseS} s (${m.result.notSent} arrivals not sent: client in-flight cap): ${fmtStats(s)}`);
     say(`   goodput ${f1(goodput, 0)} images/s = ${f1((goodput / cap) * 100)} % of capacity; accepted p99 ${f1(s.okP99, 0)} ms vs bound ${f1(boundMs, 0)} ms; event-loop delay p99 ${f1(m.loopP99Ms, 2)} ms (max ${f1(m.loopMaxMs)}; idle process ${f1(m.idleLoopP99Ms, 2)}); liveness p99 ${f1(m.liveP99Ms, 2)} ms, failed ${m.liveFailed}; load generator's own event-loop delay p99 ${f1(m.clientLoopP99Ms, 1)} ms`);
-    result.open = { rate, notSent: m.result.notSent, ...s, goodput: +goodput.toFixed(1), goodputShare: +(goodput / cap).toFixed(3), loopP99Ms: +m.loopP99Ms.toFixed(2), idleLoopP99Ms: +m.idleLoopP99Ms.toFixed(2), liveP99Ms: +m.liveP99Ms.toFixed(2), clientLoopP99Ms: +m.clientLoopP99Ms.toFixed(1) };
+    say(fmtProbes(m.probes));
+    result.open = { probes: m.probes, healthLiveP99Ms: m.probes.healthLive.p99Ms, healthLiveNewP99Ms: m.probes.healthLiveNew.p99Ms, liveNewP99Ms: m.probes.liveNew.p99Ms, rate, notSent: m.result.notSent, ...s, goodput: +goodput.toFixed(1), goodputShare: +(goodput / cap).toFixed(3), loopP99Ms: +m.loopP99Ms.toFixed(2), idleLoopP99Ms: +m.idleLoopP99Ms.toFixed(2), liveP99Ms: +m.liveP99Ms.toFixed(2), clientLoopP99Ms: +m.clientLoopP99Ms.toFixed(1) };
   }
 
   // ---- 4. hostile bodies beside a legitimate client ----
@@ -313,7 +369,7 @@ async function main() {
     let stop = false;
     const hostileSamples: Record<string, Sample[]> = {};
     const m = await measured(
-      svc.url,
+      svc,
       async () => {
         const attackers = hostile.map(async ([name, t]) => {
           hostileSamples[name] = [];
@@ -407,10 +463,12 @@ async function main() {
   say(`\nload average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores${loadavg()[0] > cpus().length ? ' — other work shared the machine; figures are lower bounds on this hardware' : ''}`);
   console.log(JSON.stringify(result));
   sentinel.kill();
+  prober.kill();
 }
 
 main().catch((e) => {
   console.error(e);
   sentinel.kill();
+  prober.kill();
   process.exit(1);
 });

@@ -16,6 +16,11 @@
 {{- end }}
 {{- end }}
 
+{{/* The container port probes and scrapes reach: "health" (its own listener) when server.healthPort is set, else "http". */}}
+{{- define "s2s.probePort" -}}
+{{- ternary "health" "http" (not (empty .Values.server.healthPort)) }}
+{{- end }}
+
 {{- define "s2s.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

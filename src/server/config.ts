@@ -51,6 +51,8 @@ export interface Config {
   certify: OperatorCertifyPolicy;
   /** gRPC Open Inference Protocol port; undefined = no gRPC server */
   grpcPort?: number;
+  /** probes and /metrics on a listener of their own; undefined = only on the traffic port */
+  healthPort?: number;
   /** POST /v2/repository/… (load, unload, index) */
   modelControl: boolean;
   adminApiKeys: string[];
@@ -111,6 +113,7 @@ export const OPTIONS: OptionDef[] = [
   { key: 'certify.sigma', env: 'S2S_CERTIFY_SIGMA', flag: '--certify-sigma', arg: 'sigma', default: 'manifest `smoothing.sigma`, else 0.25', description: '/v1/certify: smoothing noise σ when the request names none' },
   { key: 'certify.batch', env: 'S2S_CERTIFY_BATCH', flag: '--certify-batch', arg: 'n', default: '1000', description: '/v1/certify: noisy copies per session run' },
   { key: 'grpcPort', env: 'S2S_GRPC_PORT', flag: '--grpc-port', arg: 'n', default: '(off)', description: 'serve the Open Inference Protocol over gRPC (and `grpc.health.v1`) on this port, same host; `0` picks a free port' },
+  { key: 'healthPort', env: 'S2S_HEALTH_PORT', flag: '--health-port', arg: 'n', default: '(off)', description: 'also serve `/v2/health/live`, `/v2/health/ready` and `/metrics` on this port (same host) from a thread of its own: no backlog, connection cap, admission, auth, rate limit or event-loop turn shared with traffic, so probes answer under a flood; liveness and readiness say 503 when the main event loop has not turned for 5 s; it closes last at shutdown. Off: probes only on `PORT`, which serves them either way. `0` picks a free port (the image and the Helm chart set 8082)' },
   { key: 'modelControl', env: 'S2S_MODEL_CONTROL', flag: '--model-control', arg: 'bool', default: 'false', description: 'enable `POST /v2/repository/index` and `/v2/repository/models/{name}/load` and `unload` (needs `S2S_ADMIN_API_KEYS`)' },
   { key: 'adminApiKeys', env: 'S2S_ADMIN_API_KEYS', default: '(none)', description: 'comma-separated API keys with the admin scope, the only keys model control accepts' },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', arg: 'level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
@@ -261,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Record<s
       batch: val('certify.batch', (n, v) => int(n, v, 1, 1e6), 1000),
     },
     grpcPort: opt('grpcPort', (n, v) => int(n, v, 0, 65535)),
+    healthPort: opt('healthPort', (n, v) => int(n, v, 0, 65535)),
     modelControl,
     adminApiKeys,
     logLevel: val('logLevel', (n, v) => oneOf(n, v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),

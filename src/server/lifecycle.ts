@@ -12,6 +12,7 @@ import type { Metrics } from './metrics';
  */
 export class Lifecycle {
   private state: 'starting' | 'ready' | 'draining' = 'starting';
+  private readonly listeners: Array<() => void> = [];
 
   constructor(private readonly metrics: Metrics) {}
 
@@ -22,15 +23,22 @@ export class Lifecycle {
     return this.state === 'draining';
   }
 
+  /** Called on every change of state (the health listener's thread keeps its own copy of readiness). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
   markReady(): void {
     if (this.state !== 'starting') return;
     this.state = 'ready';
     this.metrics.ready.set(1);
+    for (const l of this.listeners) l();
   }
 
   startDraining(): void {
     this.state = 'draining';
     this.metrics.ready.set(0);
+    for (const l of this.listeners) l();
   }
 }
 

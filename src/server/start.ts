@@ -8,9 +8,11 @@ import { UserError } from '../util/errors';
 import { buildApp } from './app';
 import type { Config } from './config';
 import { watchEventLoopDelay } from './event-loop';
+import { HealthListener, startHealthListener } from './health-listener';
 import { Lifecycle, trackConnections } from './lifecycle';
 import { Metrics } from './metrics';
 import { inferenceThreads, loadServedModel } from './model-loading';
+import { loadOpenApi } from './openapi';
 
 export { inferenceThreads };
 
@@ -19,6 +21,8 @@ export { inferenceThreads };
  * on SIGTERM drain — readiness 503 first, keep serving for drainMs while load
  * balancers take the replica out, then stop accepting, finish what is in
  * flight, release the sessions and exit. SIGINT (Ctrl-C) skips the wait.
+ * The health listener (S2S_HEALTH_PORT), when there is one, closes last:
+ * its readiness says 503 throughout the drain and liveness 200 until exit.
  */
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
@@ -35,6 +39,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 export interface RunningServer {
   app: FastifyInstance;
   url: string;
+  /** the health listener's URL (S2S_HEALTH_PORT); undefined when probes are only on the traffic port */
+  healthUrl?: string;
   models: ModelRegistry<ServedModel>;
   /** Drains and closes; resolves when everything in flight has finished. */
   shutdown(signal?: 'SIGTERM' | 'SIGINT'): Promise<void>;
@@ -70,7 +76,8 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
     stopWatching();
     throw e;
   }
-  const app = await buildApp({ config, models, metrics, lifecycle, logger }).catch(async (e) => {
+  const doc = loadOpenApi();
+  const app = await buildApp({ config, models, metrics, lifecycle, logger, doc }).catch(async (e) => {
     await Promise.all(models.all().map((m) => m.close().catch(() => undefined)));
     stopWatching();
     throw e;
@@ -80,8 +87,12 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
   app.server.closeIdleConnections = () => connections.closeIdle();
   let markClosed!: () => void;
   const closed = new Promise<void>((r) => (markClosed = r));
+  let health: HealthListener | undefined;
+  let closing: Promise<void> | undefined;
   app.addHook('onClose', async () => {
     await Promise.all(models.all().map((m) => m.close()));
+    // shutdown() closes it after gRPC too; this covers an app.close() from elsewhere
+    if (!closing) await health?.close();
     stopWatching();
     markClosed();
   });
@@ -103,10 +114,17 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
       throw e;
     }
   }
+  if (config.healthPort !== undefined) {
+    try {
+      health = await startHealthListener({ host: config.host, port: config.healthPort, lifecycle, metrics, logger });
+    } catch (e) {
+      await Promise.all([app.close(), grpcServer?.close()]);
+      throw e;
+    }
+  }
   lifecycle.markReady();
-  logger.info({ url, ...(grpcServer ? { grpc: grpcServer.address } : {}), models: models.names(), default: models.defaultName, policy: config.detectionPolicy, auth: config.apiKeys.length > 0 }, 'ready');
+  logger.info({ url, ...(health ? { health: health.url } : {}), ...(grpcServer ? { grpc: grpcServer.address } : {}), models: models.names(), default: models.defaultName, policy: config.detectionPolicy, auth: config.apiKeys.length > 0 }, 'ready');
 
-  let closing: Promise<void> | undefined;
   const shutdown = (signal?: 'SIGTERM' | 'SIGINT'): Promise<void> => {
     if (closing) return closing;
     closing = (async () => {
@@ -117,6 +135,8 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       logger.info('closing: no new connections; finishing in-flight requests');
       await Promise.all([app.close(), grpcServer?.close()]);
+      // Last: until both traffic listeners have finished, a probe still learns the process is alive and not ready.
+      await health?.close();
       logger.info('stopped');
     })();
     return closing;
@@ -147,5 +167,5 @@ export async function startServer(config: Config, opts: { logger?: Logger; handl
       });
     }
   }
-  return { app, url, models, shutdown, closed };
+  return { app, url, healthUrl: health?.url, models, shutdown, closed };
 }

@@ -147,6 +147,10 @@ describe('the runtime image', () => {
     expect(loadConfig({ S2S_GRPC_PORT: env.get('S2S_GRPC_PORT') }).grpcPort).toBe(8081);
     // `docker run -e S2S_GRPC_PORT=` turns gRPC off again: an empty value counts as unset.
     expect(loadConfig({ S2S_GRPC_PORT: '' }).grpcPort).toBeUndefined();
+    // probes on their own listener in the image, as in the chart; `-e S2S_HEALTH_PORT=` turns it off
+    expect(env.get('S2S_HEALTH_PORT')).toBe('8082');
+    expect(loadConfig({ S2S_HEALTH_PORT: env.get('S2S_HEALTH_PORT') }).healthPort).toBe(8082);
+    expect(loadConfig({ S2S_HEALTH_PORT: '' }).healthPort).toBeUndefined();
     expect(env.get('HOST')).toBe('0.0.0.0');
     expect(env.get('NODE_ENV')).toBe('production');
     // Nothing runs during the runtime build, and no VOLUME makes a writable spot outside /tmp.
@@ -156,14 +160,15 @@ describe('the runtime image', () => {
     }
   });
 
-  test('exposes 8080 (HTTP) and 8081 (gRPC) and health-checks /v2/health/live with node (no curl in slim images)', () => {
-    expect(ofKind(runtime, 'EXPOSE').map(args)).toEqual(['8080 8081']);
+  test('exposes 8080 (HTTP), 8081 (gRPC) and 8082 (health) and health-checks /v2/health/live with node (no curl in slim images)', () => {
+    expect(ofKind(runtime, 'EXPOSE').map(args)).toEqual(['8080 8081 8082']);
     const hc = df.getHEALTHCHECKs();
     expect(hc).toHaveLength(1);
     const text = args(hc[0]);
     expect(text).toMatch(/CMD \["node", "-e", /);
     expect(text).toContain('/v2/health/live');
-    expect(text).toContain('process.env.PORT');
+    // on the health listener when it is on, else on the traffic port
+    expect(text).toContain('process.env.S2S_HEALTH_PORT || process.env.PORT');
     expect(text).not.toMatch(/curl|wget/);
   });
 

@@ -31,6 +31,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ['fixed replicas', { 'autoscaling.enabled': false, 'podDisruptionBudget.enabled': false, 'topologySpread.enabled': false, 'grafanaDashboard.enabled': false }],
   ['gRPC probes', { 'probes.grpc': true, 'networkPolicy.enabled': true }],
   ['gRPC off', { 'server.grpcPort': null, 'networkPolicy.enabled': true }],
+  ['health listener off', { 'server.healthPort': null, 'networkPolicy.enabled': true, 'metrics.serviceMonitor.enabled': true }],
 ];
 
 suite('helm template (real Helm) + Kubernetes schemas', () => {
@@ -92,6 +93,7 @@ suite('helm template (real Helm) + Kubernetes schemas', () => {
     expect(container(objects).ports).toEqual([
       { name: 'http', containerPort: 8080, protocol: 'TCP' },
       { name: 'grpc', containerPort: 8081, protocol: 'TCP' },
+      { name: 'health', containerPort: 8082, protocol: 'TCP' },
     ]);
     expect(env(objects, 'S2S_GRPC_PORT')).toEqual({ name: 'S2S_GRPC_PORT', value: '8081' });
     expect(loadConfig({ S2S_GRPC_PORT: env(objects, 'S2S_GRPC_PORT').value }).grpcPort).toBe(8081);
@@ -99,14 +101,16 @@ suite('helm template (real Helm) + Kubernetes schemas', () => {
     expect(service.spec.ports).toEqual([
       { name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' },
       { name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' },
+      { name: 'health', port: 8082, targetPort: 'health', protocol: 'TCP' },
     ]);
     const policy = objects.find((o) => o.kind === 'NetworkPolicy')!;
     expect(policy.spec.ingress[0].ports).toEqual([
       { port: 'http', protocol: 'TCP' },
       { port: 'grpc', protocol: 'TCP' },
+      { port: 'health', protocol: 'TCP' },
     ]);
     const c = container(objects);
-    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) expect({ probe, grpc: c[probe].grpc, port: c[probe].httpGet?.port }).toEqual({ probe, grpc: undefined, port: 'http' });
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) expect({ probe, grpc: c[probe].grpc, port: c[probe].httpGet?.port }).toEqual({ probe, grpc: undefined, port: 'health' });
 
     const probed = container(render({ 'probes.grpc': true, 'server.grpcPort': 9000 }));
     expect(probed.startupProbe.grpc).toEqual({ port: 9000 });
@@ -114,17 +118,48 @@ suite('helm template (real Helm) + Kubernetes schemas', () => {
     expect(probed.startupProbe.httpGet).toBeUndefined();
     expect(probed.readinessProbe.httpGet).toBeUndefined();
     // Liveness stays HTTP: health says NOT_SERVING while draining, which must not restart the pod.
-    expect(probed.livenessProbe).toMatchObject({ httpGet: { path: '/v2/health/live', port: 'http' } });
+    expect(probed.livenessProbe).toMatchObject({ httpGet: { path: '/v2/health/live', port: 'health' } });
     expect(probed.ports[1]).toEqual({ name: 'grpc', containerPort: 9000, protocol: 'TCP' });
+  });
+
+  test('health listener by default: S2S_HEALTH_PORT, container and Service port "health", HTTP probes, pod annotation and ServiceMonitor there', () => {
+    const objects = render({ 'metrics.serviceMonitor.enabled': true });
+    expect(env(objects, 'S2S_HEALTH_PORT')).toEqual({ name: 'S2S_HEALTH_PORT', value: '8082' });
+    expect(loadConfig({ S2S_HEALTH_PORT: env(objects, 'S2S_HEALTH_PORT').value }).healthPort).toBe(8082);
+    const c = container(objects);
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/v2/health/live', port: 'health' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/v2/health/ready', port: 'health' });
+    expect(c.startupProbe.httpGet).toEqual({ path: '/v2/health/live', port: 'health' });
+    expect(deployment(objects).spec.template.metadata.annotations['prometheus.io/port']).toBe('8082');
+    expect(objects.find((o) => o.kind === 'ServiceMonitor')!.spec.endpoints[0].port).toBe('health');
+
+    // another port moves all of it
+    const moved = render({ 'server.healthPort': 9102 });
+    expect(container(moved).ports.find((p: { name: string }) => p.name === 'health')).toEqual({ name: 'health', containerPort: 9102, protocol: 'TCP' });
+    expect(env(moved, 'S2S_HEALTH_PORT').value).toBe('9102');
+    expect(deployment(moved).spec.template.metadata.annotations['prometheus.io/port']).toBe('9102');
+  });
+
+  test('server.healthPort null: S2S_HEALTH_PORT empty (off), probes, annotation and ServiceMonitor back on "http", no health port anywhere', () => {
+    const objects = render({ 'server.healthPort': null, 'networkPolicy.enabled': true, 'metrics.serviceMonitor.enabled': true });
+    expect(env(objects, 'S2S_HEALTH_PORT')).toEqual({ name: 'S2S_HEALTH_PORT', value: '' });
+    expect(loadConfig({ S2S_HEALTH_PORT: '' }).healthPort).toBeUndefined();
+    const c = container(objects);
+    expect(c.ports.map((p: { name: string }) => p.name)).toEqual(['http', 'grpc']);
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) expect([probe, c[probe].httpGet.port]).toEqual([probe, 'http']);
+    expect(deployment(objects).spec.template.metadata.annotations['prometheus.io/port']).toBe('8080');
+    expect(objects.find((o) => o.kind === 'ServiceMonitor')!.spec.endpoints[0].port).toBe('http');
+    expect(objects.find((o) => o.kind === 'Service')!.spec.ports.map((p: { name: string }) => p.name)).toEqual(['http', 'grpc']);
+    expect(objects.find((o) => o.kind === 'NetworkPolicy')!.spec.ingress[0].ports.map((p: { port: string }) => p.port)).toEqual(['http', 'grpc']);
   });
 
   test('server.grpcPort null: no gRPC port anywhere, S2S_GRPC_PORT empty (the service reads that as off), and gRPC probes refused', () => {
     const objects = render({ 'server.grpcPort': null, 'networkPolicy.enabled': true });
-    expect(container(objects).ports.map((p: { name: string }) => p.name)).toEqual(['http']);
+    expect(container(objects).ports.map((p: { name: string }) => p.name)).toEqual(['http', 'health']);
     expect(env(objects, 'S2S_GRPC_PORT')).toEqual({ name: 'S2S_GRPC_PORT', value: '' });
     expect(loadConfig({ S2S_GRPC_PORT: '' }).grpcPort).toBeUndefined();
-    expect(objects.find((o) => o.kind === 'Service')!.spec.ports.map((p: { name: string }) => p.name)).toEqual(['http']);
-    expect(objects.find((o) => o.kind === 'NetworkPolicy')!.spec.ingress[0].ports).toEqual([{ port: 'http', protocol: 'TCP' }]);
+    expect(objects.find((o) => o.kind === 'Service')!.spec.ports.map((p: { name: string }) => p.name)).toEqual(['http', 'health']);
+    expect(objects.find((o) => o.kind === 'NetworkPolicy')!.spec.ingress[0].ports).toEqual([{ port: 'http', protocol: 'TCP' }, { port: 'health', protocol: 'TCP' }]);
     expect(renderError({ 'server.grpcPort': null, 'probes.grpc': true })).toContain('probes.grpc needs server.grpcPort');
   });
 

@@ -59,10 +59,13 @@ describe('probes, ports and paths agree with the service', () => {
   test.each(Object.entries(probes))('%s: GET %s on the named container port', (probe, path) => {
     const b = block(deployment, probe);
     expect(field(b, 'path')).toBe(path);
-    expect(field(b, 'port')).toBe('http');
+    // "health" when server.healthPort is set, else "http" (s2s.probePort); helm-render.test.ts checks both renderings
+    expect(field(b, 'port')).toBe('{{ include "s2s.probePort" . }}');
+    expect(helpers).toMatch(/define "s2s.probePort" -\}\}\s*\{\{- ternary "health" "http" \(not \(empty \.Values\.server\.healthPort\)\) \}\}/);
     const ports = block(deployment, 'ports');
     expect(field(ports, 'name')).toBe('http');
     expect(field(ports, 'containerPort')).toBe('{{ .Values.server.port }}');
+    expect(ports).toMatch(/\{\{- if \.Values\.server\.healthPort \}\}\s+- name: health\s+containerPort: \{\{ \.Values\.server\.healthPort \}\}/);
   });
 
   test('gRPC: container and Service port "grpc" on server.grpcPort, native probes (startup, readiness) only behind probes.grpc', () => {
@@ -89,11 +92,12 @@ describe('probes, ports and paths agree with the service', () => {
 
   test('the Service, ServiceMonitor and pod annotations reach /metrics on the same port', () => {
     expect(field(block(template('service.yaml'), 'ports'), 'targetPort')).toBe('http');
+    expect(template('service.yaml')).toMatch(/- name: health\s+port: \{\{ \.Values\.server\.healthPort \}\}\s+targetPort: health/);
     const endpoint = block(template('servicemonitor.yaml'), 'endpoints');
-    expect(field(endpoint, 'port')).toBe('http');
+    expect(field(endpoint, 'port')).toBe('{{ include "s2s.probePort" . }}');
     expect(field(endpoint, 'path')).toBe('/metrics');
     expect(field(deployment, 'prometheus.io/path')).toBe('/metrics');
-    expect(field(deployment, 'prometheus.io/port')).toBe('{{ .Values.server.port | quote }}');
+    expect(field(deployment, 'prometheus.io/port')).toBe('{{ .Values.server.healthPort | default .Values.server.port | quote }}');
     // The rules and dashboard select job="s2s"; the ServiceMonitor must produce it.
     expect(block(endpoint, 'relabelings')).toMatch(/targetLabel: job\s+replacement: s2s/);
     expect(readText(ALERTS_PATH)).toContain('up{job="s2s"}');
@@ -119,8 +123,9 @@ describe('probes, ports and paths agree with the service', () => {
     const df = DockerfileParser.parse(readText(at('Dockerfile')));
     const last = df.getInstructions().slice(df.getInstructions().map((i) => i.getKeyword()).lastIndexOf('FROM'));
     const arg = (kw: string) => last.filter((i) => i.getKeyword() === kw).map((i) => i.getArgumentsContent());
-    expect(arg('EXPOSE')).toEqual([`${values.server.port} ${values.server.grpcPort}`]);
+    expect(arg('EXPOSE')).toEqual([`${values.server.port} ${values.server.grpcPort} ${values.server.healthPort}`]);
     expect(arg('ENV').join(' ')).toContain(`S2S_GRPC_PORT=${values.server.grpcPort}`);
+    expect(arg('ENV').join(' ')).toContain(`S2S_HEALTH_PORT=${values.server.healthPort}`);
     expect(arg('USER')).toEqual([`${values.podSecurityContext.runAsUser}:${values.podSecurityContext.runAsGroup}`]);
     expect(arg('ENV').join(' ')).toMatch(/S2S_MODELS_DIR=\/app\/models\b/);
     expect(helpers).toMatch(/define "s2s.modelsDir"[\s\S]*?else \}\}\/app\/models/);

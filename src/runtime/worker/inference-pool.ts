@@ -1,6 +1,4 @@
-import { access, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { access } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { ORT_TYPE } from '../../onnx/dtype';
@@ -9,6 +7,7 @@ import { encodeModel } from '../../onnx/io';
 import { UserError } from '../../util/errors';
 import type { Provider } from '../providers';
 import type { Feed, RuntimeLogger } from '../session';
+import { workerEntry } from './entry';
 import { ARRAYS, GraphInfo, Reply, Request, WireTensor, WorkerSessionOptions, WorkerStart, ownBuffer } from './protocol';
 
 /**
@@ -24,15 +23,6 @@ import { ARRAYS, GraphInfo, Reply, Request, WireTensor, WorkerSessionOptions, Wo
 
 const silent: RuntimeLogger = { info: () => undefined, warn: () => undefined };
 
-/** The worker's entry: compiled JavaScript beside this file, or the TypeScript source run through tsx (tests, `tsx` runs). */
-function workerEntry(): { file: string; execArgv: string[] } {
-  const js = join(__dirname, 'inference-worker.js');
-  if (existsSync(js)) return { file: js, execArgv: process.execArgv };
-  const ts = join(__dirname, 'inference-worker.ts');
-  const tsx = pathToFileURL(require.resolve('tsx')).href;
-  const hasTsx = process.execArgv.some((a, i) => /tsx/.test(a) && (i === 0 || /^--(import|require|loader)/.test(process.execArgv[i - 1]) || a.startsWith('--import=')));
-  return { file: ts, execArgv: hasTsx ? process.execArgv : [...process.execArgv, '--import', tsx] };
-}
 
 function toWire(name: string, f: Feed): WireTensor {
   if ('dataType' in f) {
@@ -71,7 +61,7 @@ class WorkerHandle {
   }
 
   spawn(): void {
-    const entry = workerEntry();
+    const entry = workerEntry(__dirname, 'inference-worker');
     // stdout/stderr of the worker stay the process's own (ORT writes native log lines there).
     const workerData: WorkerStart = { nice: this.pool.nice };
     this.worker = new Worker(entry.file, { execArgv: entry.execArgv, name: `inference-${this.index}`, workerData });
