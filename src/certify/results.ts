@@ -53,7 +53,7 @@ export interface CertifyResults {
   data: { source: string; size: number; rows: number[] };
   models: ModelCertification[];
   /** wall clock and CPU time of the whole run */
-  cost?: { seconds: number; cpuSeconds: number; threads: number };
+  cost?: { seconds: number; cpuSeconds: number; threads: number; reusedImages?: number };
   complete: boolean;
 }
 

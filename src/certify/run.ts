@@ -49,6 +49,8 @@ export interface CertifyRunOptions {
   threads?: number;
   /** clip x + δ to [0, 1] before h (see buildBaseClassifier) */
   clip?: boolean;
+  /** earlier runs whose certificates are taken as they are where the draws match (see reusableCertificates) */
+  reuse?: CertifyResults[];
   out: string;
   log?: (line: string) => void;
 }
@@ -84,6 +86,7 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
     models: [],
     complete: false,
   };
+  let reused = 0;
   mkdirSync(o.out, { recursive: true });
   const save = () => writeFileSync(join(o.out, CERTIFY_FILE), JSON.stringify(results, null, 1) + '\n');
 
@@ -93,8 +96,24 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
       for (const sigma of o.sigmas) {
         const entry: ModelCertification = { name: b.name, base: b.base, sigma, clip: b.clip, images: [], summary: summarise([]) };
         results.models.push(entry);
+        const earlier = reusableCertificates(o.reuse ?? [], results, entry);
         const started = performance.now();
+        let computed = 0;
+        const progress = () => {
+          entry.summary = summarise(entry.images);
+          save();
+          const per = computed ? (performance.now() - started) / 1000 / computed : 0;
+          const taken = entry.images.length - computed;
+          log(`certify ${b.name} σ=${sigma}: ${entry.images.length}/${rows.length} images${taken ? ` (${taken} reused)` : ''}, ${per.toFixed(2)} s/image, certified accuracy at 0.5: ${(100 * entry.summary.certifiedAccuracy['0.5']).toFixed(1)}%`);
+        };
         for (let i = 0; i < rows.length; i++) {
+          const kept = earlier.get(rows[i]);
+          if (kept && kept.label === Number(batch.labels[i])) {
+            entry.images.push(kept);
+            reused++;
+            if (i + 1 === rows.length) progress();
+            continue;
+          }
           const s0 = performance.now();
           const pixels = batch.images.subarray(i * size, (i + 1) * size);
           const sampler = drawSampler({ pixels, sigma, classes: m.labels.length, batch: o.batch, noise: seededNoise(o.seed, rows[i]), run: session.run });
@@ -111,13 +130,8 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
             seconds: (performance.now() - s0) / 1000,
           };
           entry.images.push(cert);
-          const done = i + 1;
-          if (done === rows.length || done % 10 === 0) {
-            entry.summary = summarise(entry.images);
-            save();
-            const per = (performance.now() - started) / 1000 / done;
-            log(`certify ${b.name} σ=${sigma}: ${done}/${rows.length} images, ${per.toFixed(2)} s/image, certified accuracy at 0.5: ${(100 * entry.summary.certifiedAccuracy['0.5']).toFixed(1)}%`);
-          }
+          computed++;
+          if (i + 1 === rows.length || computed % 10 === 0) progress();
         }
         entry.summary = summarise(entry.images);
         save();
@@ -127,9 +141,30 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
     }
   }
   results.complete = true;
-  results.cost = { seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSecondsSince(cpu0), threads: o.threads ?? 0 };
+  results.cost = { seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSecondsSince(cpu0), threads: o.threads ?? 0, ...(reused ? { reusedImages: reused } : {}) };
   save();
   return results;
+}
+
+/**
+ * Certificates of earlier runs that this run would compute again bit for bit:
+ * the noise of an image is a stream seeded by (seed, row), so the same model
+ * (name, base, σ, clip) with the same n₀, n, α, seed and batch draws the same
+ * noise and reaches the same answer. This lets a run on more images (a larger
+ * --limit of the same seed selects a superset) or an interrupted run go on
+ * without paying again for what is done. Timings are kept as measured then.
+ */
+export function reusableCertificates(earlier: readonly CertifyResults[], now: CertifyResults, entry: ModelCertification): Map<number, ImageCertificate> {
+  const draws = (r: CertifyResults) => JSON.stringify([r.modelSet.name, r.modelSet.version, r.settings.n0, r.settings.n, r.settings.alpha, r.settings.seed, r.settings.batch, r.settings.noise]);
+  const found = new Map<number, ImageCertificate>();
+  for (const r of earlier) {
+    if (draws(r) !== draws(now)) continue;
+    for (const m of r.models) {
+      if (m.name !== entry.name || m.base !== entry.base || m.sigma !== entry.sigma || (m.clip ?? false) !== (entry.clip ?? false)) continue;
+      for (const c of m.images) found.set(c.row, c);
+    }
+  }
+  return found;
 }
 
 /**
@@ -151,6 +186,9 @@ export function mergeCertifyResults(parts: CertifyResults[], sources: string[]):
     seen.add(k);
   }
   const sigmas = [...new Set(models.map((m) => m.sigma))].sort((a, b) => a - b);
-  const cost = parts.every((r) => r.cost) ? { seconds: parts.reduce((a, r) => a + r.cost!.seconds, 0), cpuSeconds: parts.reduce((a, r) => a + r.cost!.cpuSeconds, 0), threads: first.cost!.threads } : undefined;
+  const reusedImages = parts.reduce((a, r) => a + (r.cost?.reusedImages ?? 0), 0);
+  const cost = parts.every((r) => r.cost)
+    ? { seconds: parts.reduce((a, r) => a + r.cost!.seconds, 0), cpuSeconds: parts.reduce((a, r) => a + r.cost!.cpuSeconds, 0), threads: first.cost!.threads, ...(reusedImages ? { reusedImages } : {}) }
+    : undefined;
   return { ...first, settings: { ...first.settings, sigmas }, models, cost, complete: parts.every((r) => r.complete) };
 }

@@ -51,6 +51,31 @@ it('writes certify.json per image and a report; merges runs made with the same d
   expect(summary.stdout).toMatch(/^\| base classifier \| σ \| r = 0 \|/);
 });
 
+it('--reuse takes the certificates an earlier run drew with the same noise, and only those', async () => {
+  const three = COMMON.map((a, i) => (COMMON[i - 1] === '--limit' ? '3' : a));
+  expect(run('--models', SET, '--base', 'f', ...COMMON, '--no-report', '--out', join(dir, 'two')).status).toBe(0);
+  expect(run('--models', SET, '--base', 'f', ...three, '--no-report', '--out', join(dir, 'fresh')).status).toBe(0);
+  const extended = run('--models', SET, '--base', 'f,f∘s', ...three, '--no-report', '--reuse', join(dir, 'two'), '--out', join(dir, 'extended'));
+  expect(extended.status).toBe(0);
+  expect(extended.stderr).toMatch(/certify f σ=0.25: 3\/3 images \(2 reused\)/);
+  const two = read(join(dir, 'two'));
+  const fresh = read(join(dir, 'fresh'));
+  const ext = read(join(dir, 'extended'));
+  // A larger --limit of the same seed is a superset, so two of three images are taken as they were ...
+  expect(two.data.rows.every((r) => fresh.data.rows.includes(r))).toBe(true);
+  expect(ext.cost?.reusedImages).toBe(2);
+  // ... and the answers are those a fresh run computes (f∘s was not in the earlier run: computed).
+  const answers = (r: CertifyResults, name: string) => r.models.find((m) => m.name === name)!.images.map(({ seconds: _s, ...c }) => c);
+  expect(answers(ext, 'f')).toEqual(answers(fresh, 'f'));
+  expect(ext.models.find((m) => m.name === 'f∘s')!.images).toHaveLength(3);
+  for (const c of two.models[0].images) expect(ext.models[0].images.find((e) => e.row === c.row)!.seconds).toBe(c.seconds);
+
+  // Other draws (another n) reuse nothing.
+  const otherN = three.map((a, i) => (three[i - 1] === '--n' ? '80' : a));
+  expect(run('--models', SET, '--base', 'f', ...otherN, '--no-report', '--reuse', join(dir, 'two'), '--out', join(dir, 'other')).status).toBe(0);
+  expect(read(join(dir, 'other')).cost?.reusedImages).toBeUndefined();
+});
+
 it('refuses to merge runs made with other draws', async () => {
   expect(run('--models', SET, '--base', 'f', ...COMMON, '--no-report', '--out', join(dir, 'a')).status).toBe(0);
   expect(run('--models', SET, '--base', 'f', ...COMMON, '--seed', '4', '--no-report', '--out', join(dir, 'b')).status).toBe(0);

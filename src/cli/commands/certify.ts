@@ -27,6 +27,7 @@ interface CertifyFlags {
   threads?: string;
   report: boolean;
   clip?: boolean;
+  reuse: string[];
   out?: string;
 }
 
@@ -64,6 +65,7 @@ export function register(program: Command): void {
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
     .option('--threads <n>', 'intra-op threads (default: all cores)')
     .option('--clip', 'clip x + δ to [0, 1] before the base classifier (for denoisers trained on clipped noisy images)')
+    .option('--reuse <dir>', 'take the certificates of an earlier run (its OUT folder) where this run would draw the same noise: same model, σ, clip, n0, n, alpha, seed and batch, e.g. to extend a run to a larger --limit or finish an interrupted one (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--no-report', 'write certify.json only')
     .option('--out <dir>', 'output folder; required')
     .action(async (o: CertifyFlags) => {
@@ -87,6 +89,7 @@ export function register(program: Command): void {
         provider: parseProvider(o.provider),
         threads: positiveInt(o.threads, '--threads'),
         clip: o.clip ?? false,
+        reuse: o.reuse.map(readCertifyResults),
         out: o.out,
       });
       process.stderr.write(`wrote ${join(o.out, CERTIFY_FILE)}\n`);
