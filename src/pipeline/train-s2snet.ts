@@ -38,6 +38,12 @@ export type S2SNetStage = Omit<StageRun, 'artifacts' | 'model'> & {
   /** the paper's recipes by loss; `recipe`, when given, takes precedence */
   loss: S2SLoss;
   recipe?: Stage2Recipe;
+  /**
+   * A named variant outside the paper's structure: the encoder trains with the
+   * decoder (its BatchNorm in training form too); f stays frozen. For a
+   * denoiser whose input noise the clean-trained encoder was never fitted to.
+   */
+  trainEncoder?: boolean;
 };
 
 export interface S2SNetResult extends StageResult {
@@ -45,6 +51,16 @@ export interface S2SNetResult extends StageResult {
   s2snet: Graph;
   trainedParameters: string[];
   recipe: Stage2Recipe;
+}
+
+/** What stage 2 trained, for the records (model metadata, manifest). */
+export function trainedRecord(trainEncoder = false): string {
+  return trainEncoder ? 'encoder.* and decoder.* (variant: encoder not frozen); classifier frozen' : 'decoder.* only; encoder and classifier frozen';
+}
+
+/** Trainable encoder parameters of an autoencoder graph (the variant that trains the encoder too). */
+export function encoderParameters(ae: Graph): string[] {
+  return parameterCandidates(ae).filter((n) => n.startsWith(ENCODER_PREFIX));
 }
 
 /** Trainable decoder parameters of an autoencoder graph; an AE without them cannot be fine-tuned. */
@@ -63,6 +79,7 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   if (imageInput(ae, 'autoencoder') !== 'input') throw new UserError(`autoencoder '${ae.name}': its input must be named 'input'`);
   reconstructionOutput(ae);
   const decoder = decoderParameters(ae);
+  const trained = r.trainEncoder ? [...encoderParameters(ae), ...decoder] : decoder;
   const f = canonicalClassifier(r.classifier, r.normalisation);
   const recipe = checkRecipe(r.recipe ?? { name: `paper-${r.loss}`, loss: r.loss, description: `the paper's stage 2 (${r.loss})` });
   const front = recipe.noise ? withInputNoise(ae, recipe.noise, r.settings.seed) : ae;
@@ -78,7 +95,7 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
 
   let result: StageResult;
   try {
-    result = await runStage({ ...r, train, dataTag: `${r.dataTag}|recipe=${JSON.stringify(recipe)}`, model, artifacts: { requiresGrad: decoder, input: 'input', loss } });
+    result = await runStage({ ...r, train, dataTag: `${r.dataTag}|recipe=${JSON.stringify(recipe)}`, model, artifacts: { requiresGrad: trained, input: 'input', loss } });
   } finally {
     await adversarial?.release();
   }
@@ -87,15 +104,15 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   // nothing else is touched, so the encoder stays the autoencoder's bytes by construction.
   const s2snet = cloneGraph(ae);
   s2snet.name = 's2snet';
-  s2snet.metadata = { ...(ae.metadata ?? {}), [STAGE2_RECIPE_METADATA]: JSON.stringify({ ...recipeRecord(recipe), ...r.settings, trained: 'decoder.* only; encoder and classifier frozen' }) };
+  s2snet.metadata = { ...(ae.metadata ?? {}), [STAGE2_RECIPE_METADATA]: JSON.stringify({ ...recipeRecord(recipe), ...r.settings, trained: trainedRecord(r.trainEncoder) }) };
   const stats = runningStatistics(ae);
   for (const [name, t] of result.values) {
-    if (!name.startsWith(DECODER_PREFIX)) throw new Error(`stage 2 trained '${name}', which is not a decoder tensor`);
+    if (!name.startsWith(DECODER_PREFIX) && !(r.trainEncoder && name.startsWith(ENCODER_PREFIX))) throw new Error(`stage 2 trained '${name}', which is not a ${r.trainEncoder ? 'decoder or encoder' : 'decoder'} tensor`);
     const old = ae.initializers.get(name);
     if (!old || old.dataType !== DataType.FLOAT || old.dims.join() !== t.dims.join()) throw new Error(`stage 2 produced '${name}' [${t.dims}], which does not fit the autoencoder`);
-    if (!decoder.includes(name) && !stats.has(name)) throw new Error(`stage 2 produced '${name}', neither a decoder parameter nor a running statistic`);
+    if (!trained.includes(name) && !stats.has(name)) throw new Error(`stage 2 produced '${name}', neither a trained parameter nor a running statistic`);
     s2snet.initializers.set(name, t);
   }
-  assertEncoderFrozen(ae, s2snet);
-  return { ...result, s2snet, trainedParameters: decoder, recipe };
+  if (!r.trainEncoder) assertEncoderFrozen(ae, s2snet);
+  return { ...result, s2snet, trainedParameters: trained, recipe };
 }

@@ -48,6 +48,27 @@ describe('stage-2 recipes', () => {
     expect(r.train.losses.every(Number.isFinite)).toBe(true);
   });
 
+  it('the train-encoder variant trains the encoder too, says so, and leaves f and the graph as they were', async () => {
+    const r = await trainS2SNet({
+      label: 'stability+encoder',
+      autoencoder,
+      classifier,
+      loss: 'kl',
+      recipe: recipeByName('stability'),
+      trainEncoder: true,
+      train,
+      settings: { epochs: 1, steps: 2, batchSize: 8, lr: 1e-3, seed: 1 },
+      dataTag: 'fixture',
+      intraOpThreads: 1,
+      log: () => undefined,
+    });
+    expect(differingInitializers(autoencoder, r.s2snet, 'encoder.').length).toBeGreaterThan(0);
+    expect(differingInitializers(autoencoder, r.s2snet, 'decoder.').length).toBeGreaterThan(0);
+    expect(r.trainedParameters.some((n) => n.startsWith('encoder.'))).toBe(true);
+    expect(r.s2snet.nodes.length).toBe(autoencoder.nodes.length);
+    expect(JSON.parse(r.s2snet.metadata![STAGE2_RECIPE_METADATA]).trained).toMatch(/^encoder\.\* and decoder\.\* \(variant: encoder not frozen\)/);
+  });
+
   it('every recipe has a description; noise overrides rename the recipe', () => {
     for (const r of RECIPES) expect(r.description.length).toBeGreaterThan(10);
     const r = recipeByName('noise-ce', { sigma: 0.05, noiseKind: 'uniform' });

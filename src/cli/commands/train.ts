@@ -219,9 +219,10 @@ export function register(program: Command): void {
       .addOption(new Option('--noise-kind <k>', "the recipe's input-noise distribution").choices(['gaussian', 'uniform', 'sign']))
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')
-      .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)'),
+      .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)')
+      .option('--train-encoder', "a variant outside the paper's structure: train the encoder with the decoder (f stays frozen)"),
     RECIPE_DEFAULTS.s2snet,
-  ).action(async (o: CommonOpts & { classifier: string; autoencoder: string; loss: S2SLoss; recipe?: string; noiseSigma?: string; noiseKind?: 'gaussian' | 'uniform' | 'sign'; mean: string; std: string; defended?: string }) => {
+  ).action(async (o: CommonOpts & { classifier: string; autoencoder: string; loss: S2SLoss; recipe?: string; noiseSigma?: string; noiseKind?: 'gaussian' | 'uniform' | 'sign'; mean: string; std: string; defended?: string; trainEncoder?: boolean }) => {
     const classifier = loadModel(o.classifier);
     const autoencoder = loadModel(o.autoencoder);
     const normalisation: Normalisation = { mean: numbers(o.mean, '--mean')!, std: numbers(o.std, '--std')! };
@@ -238,6 +239,7 @@ export function register(program: Command): void {
       normalisation,
       loss: o.loss,
       recipe,
+      trainEncoder: o.trainEncoder ?? false,
       train: data.split.train,
       eval: data.split.holdout.size && data.src.labels ? data.split.holdout : undefined,
       settings: settingsOf(o),
@@ -247,7 +249,7 @@ export function register(program: Command): void {
       mkdirSync(dirname(resolve(o.defended)), { recursive: true });
       saveModel(composeDefended(r.s2snet, canonicalClassifier(classifier, normalisation)), o.defended);
     }
-    finish(o.out, r.s2snet, r, { trained: `${r.trainedParameters.length} decoder tensors`, recipe: JSON.parse(r.s2snet.metadata?.[STAGE2_RECIPE_METADATA] ?? 'null'), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(o.defended ? { defended: o.defended } : {}) });
+    finish(o.out, r.s2snet, r, { trained: `${r.trainedParameters.length} ${o.trainEncoder ? 'encoder and decoder' : 'decoder'} tensors`, recipe: JSON.parse(r.s2snet.metadata?.[STAGE2_RECIPE_METADATA] ?? 'null'), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(o.defended ? { defended: o.defended } : {}) });
   });
 
   withCommon(
