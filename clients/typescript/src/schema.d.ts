@@ -122,7 +122,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness; 200 while the process runs. */
+        /**
+         * Liveness; 200 while the process runs.
+         * @description Also on the health listener (`S2S_HEALTH_PORT`), where it answers 503 `{"live": false}` once the main event loop has not turned for 5 s.
+         */
         get: operations["serverLive"];
         put?: never;
         post?: never;
@@ -958,6 +961,15 @@ export interface operations {
         responses: {
             /** @description Live. */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Live"];
+                };
+            };
+            /** @description Health listener only; the main event loop is stalled. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
