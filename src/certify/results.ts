@@ -28,6 +28,8 @@ export interface ModelCertification {
   name: string;
   /** where h came from: the set's base kind or a classifier file */
   base: string;
+  /** sha256 of the classifier or denoiser file, for bases given as files (runs since --reuse) */
+  sha256?: string;
   sigma: number;
   /** x + δ clipped to [0, 1] before h */
   clip?: boolean;

@@ -1,4 +1,5 @@
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadModelSet } from '../models/loader';
@@ -71,10 +72,10 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   const graphs = baseGraphsOf(set, o.bases);
   // f∘d clips when its manifest says so, whatever --clip says; the entry records what h did.
   const clipOf = (k: BaseKind) => (o.clip ?? false) || (k === 'f∘d' && (m.smoothing?.clip ?? false));
-  const bases: Array<{ name: string; base: string; graph: Graph; clip: boolean }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k, o.clip), clip: clipOf(k) }));
+  const bases: Array<{ name: string; base: string; sha256?: string; graph: Graph; clip: boolean }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k, o.clip), clip: clipOf(k) }));
   const clip = o.clip ?? false;
-  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f', clip), clip });
-  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s', clip), clip });
+  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, sha256: fileSha256(c.path), graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f', clip), clip });
+  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, sha256: fileSha256(d.path), graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s', clip), clip });
   if (bases.length === 0) throw new UserError('nothing to certify: give --base, --classifier or --denoiser');
 
   const results: CertifyResults = {
@@ -94,7 +95,7 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
     const session = await openBaseSession(b.graph, shape, { provider: o.provider, intraOpThreads: o.threads, label: `${b.name} (base classifier)` });
     try {
       for (const sigma of o.sigmas) {
-        const entry: ModelCertification = { name: b.name, base: b.base, sigma, clip: b.clip, images: [], summary: summarise([]) };
+        const entry: ModelCertification = { name: b.name, base: b.base, ...(b.sha256 ? { sha256: b.sha256 } : {}), sigma, clip: b.clip, images: [], summary: summarise([]) };
         results.models.push(entry);
         const earlier = reusableCertificates(o.reuse ?? [], results, entry);
         const started = performance.now();
@@ -146,6 +147,10 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   return results;
 }
 
+function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
 /**
  * Certificates of earlier runs that this run would compute again bit for bit:
  * the noise of an image is a stream seeded by (seed, row), so the same model
@@ -161,6 +166,8 @@ export function reusableCertificates(earlier: readonly CertifyResults[], now: Ce
     if (draws(r) !== draws(now)) continue;
     for (const m of r.models) {
       if (m.name !== entry.name || m.base !== entry.base || m.sigma !== entry.sigma || (m.clip ?? false) !== (entry.clip ?? false)) continue;
+      // A file certified under the same name and path but changed since is another model.
+      if (m.sha256 && entry.sha256 && m.sha256 !== entry.sha256) continue;
       for (const c of m.images) found.set(c.row, c);
     }
   }

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,9 @@ it('writes certify.json per image and a report; merges runs made with the same d
     expect(c.correct).toBe(c.prediction !== 'abstain' && c.prediction === c.label);
     expect(c.radius === 0 || c.prediction !== 'abstain').toBe(true);
   }
+  // A base given as a file is recorded with its sha256 (the set's own bases by the set's version).
+  expect(read(join(dir, 'b')).models[0].sha256).toBe(createHash('sha256').update(readFileSync(join(SET, 'classifier.onnx'))).digest('hex'));
+  expect(a.models[0].sha256).toBeUndefined();
   // The same classifier file under another name, with the same seeded draws, certifies identically.
   expect(read(join(dir, 'b')).models[0].images.map((c) => [c.prediction, c.countA])).toEqual(a.models[0].images.map((c) => [c.prediction, c.countA]));
   expect(readFileSync(join(dir, 'a', 'certify.html'), 'utf8')).toMatch(/<svg/);
