@@ -74,6 +74,8 @@ describe('stage-2 recipes', () => {
     const r = recipeByName('noise-ce', { sigma: 0.05, noiseKind: 'uniform' });
     expect(r.noise).toEqual({ kind: 'uniform', sigma: 0.05 });
     expect(r.name).toBe('noise-ce(uniform:0.05)');
+    // The record must not keep the catalogue's σ = 0.1 as if it were what was drawn.
+    expect(r.description).toMatch(/overridden: input noise uniform of scale 0\.05$/);
     expect(() => recipeByName('nope')).toThrow(/unknown stage-2 recipe/);
   });
 

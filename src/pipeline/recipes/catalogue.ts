@@ -36,6 +36,8 @@ export function recipeByName(name: string, overrides: { sigma?: number; noiseKin
   if (overrides.sigma !== undefined || overrides.noiseKind !== undefined) {
     r.noise = { kind: overrides.noiseKind ?? r.noise?.kind ?? 'gaussian', sigma: overrides.sigma ?? r.noise?.sigma ?? 0.1 };
     r.name = `${r.name}(${r.noise.kind}:${r.noise.sigma})`;
+    // The catalogue's description names its own noise; say what this one draws instead.
+    r.description = `${base.description} — overridden: input noise ${r.noise.kind} of scale ${r.noise.sigma}`;
   }
   return checkRecipe(r);
 }
