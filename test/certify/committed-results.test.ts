@@ -1,30 +1,89 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { compareAtRadius, comparisonMarkdown } from '../../src/certify/compare';
 import { certifyMarkdown } from '../../src/certify/report';
 import { CertifyResults, summarise } from '../../src/certify/results';
 
 /**
- * reports/fashion-mnist-certify holds the certification run the README and
- * docs/certification.md quote. Its summaries must follow from its per-image
- * records, and the README's table must be the one those records give.
+ * The certification runs the README and docs/certification.md quote live in
+ * reports/. Their summaries must follow from their per-image records, and the
+ * tables and paired comparisons the documents show must be the ones those
+ * records give.
  */
 const ROOT = join(__dirname, '..', '..');
-const DIR = join(ROOT, 'reports', 'fashion-mnist-certify');
-const results: CertifyResults = JSON.parse(readFileSync(join(DIR, 'certify.json'), 'utf8'));
+const read = (dir: string): CertifyResults => JSON.parse(readFileSync(join(ROOT, 'reports', dir, 'certify.json'), 'utf8'));
+const text = (doc: string) => readFileSync(join(ROOT, doc), 'utf8');
+const DOCS = join('docs', 'certification.md');
 
-it('is complete and its summaries follow from the per-image certificates', () => {
-  expect(results.complete).toBe(true);
-  for (const m of results.models) {
-    expect(m.images.map((c) => c.row)).toEqual(results.data.rows);
-    for (const c of m.images) expect(c.correct).toBe(c.prediction !== 'abstain' && c.prediction === c.label);
-    expect({ name: m.name, ...m.summary, secondsPerImage: 0 }).toEqual({ name: m.name, ...summarise(m.images), secondsPerImage: 0 });
+/** Table rows without the timing column (wall time is the machine's, not the result's). */
+const rowsOf = (markdown: string) =>
+  markdown
+    .trim()
+    .split('\n')
+    .slice(2)
+    .map((l) => l.split('|').slice(1, 12).join('|'));
+
+const RUNS: Array<{ dir: string; n: number; images: number; docs: string[]; compare?: string[] }> = [
+  // The issue's protocol: n = 10,000 on 500 images.
+  { dir: 'fashion-mnist-certify', n: 10000, images: 500, docs: ['README.md', DOCS], compare: ['f∘d-stability-3ep:f-gauss0.25', 'f∘d-stability-3ep:f'] },
+  // Denoiser candidates, n = 1,000 on the same 500 images.
+  { dir: 'fashion-mnist-certify-n1000', n: 1000, images: 500, docs: [DOCS], compare: ['f∘d:f-gauss0.25', 'f∘d:f', 'f∘d-stability-6ep:f∘d', 'f∘d-noisece0.25:f∘d', 'f∘d-stability-3ep-encoder:f∘d'] },
+  // The first run: the set's other bases and σ = 0.5, 100 images.
+  { dir: 'fashion-mnist-certify-bases', n: 1000, images: 100, docs: [DOCS] },
+];
+
+describe.each(RUNS)('reports/$dir', ({ dir, n, images, docs, compare }) => {
+  const results = read(dir);
+
+  it(`is complete, n = ${n} on ${images} images, and its summaries follow from the per-image certificates`, () => {
+    expect(results.complete).toBe(true);
+    expect(results.settings.n).toBe(n);
+    expect(results.data.rows).toHaveLength(images);
+    for (const m of results.models) {
+      expect(m.images.map((c) => c.row)).toEqual(results.data.rows);
+      for (const c of m.images) expect(c.correct).toBe(c.prediction !== 'abstain' && c.prediction === c.label);
+      expect({ name: m.name, ...m.summary, secondsPerImage: 0 }).toEqual({ name: m.name, ...summarise(m.images), secondsPerImage: 0 });
+    }
+  });
+
+  it(`is the table ${docs.join(' and ')} show${docs.length === 1 ? 's' : ''}`, () => {
+    for (const doc of docs) {
+      const body = text(doc);
+      for (const row of rowsOf(certifyMarkdown(results))) expect([doc, row, body.includes(row)]).toEqual([doc, row, true]);
+    }
+  });
+
+  if (compare) {
+    it(`gives the paired comparisons at radius 0.5 that ${docs.join(' and ')} show${docs.length === 1 ? 's' : ''}`, () => {
+      const pairs = compare.map((p) => p.split(':')).map(([a, b]) => compareAtRadius(results, a, b, 0.5));
+      for (const doc of docs) {
+        const body = text(doc);
+        for (const row of rowsOf(comparisonMarkdown(pairs))) expect([doc, row, body.includes(row)]).toEqual([doc, row, true]);
+      }
+    });
   }
 });
 
-it('is the table the README and docs/certification.md show', () => {
-  const rows = certifyMarkdown(results).trim().split('\n').slice(2).map((l) => l.split('|').slice(1, 11).join('|'));
-  for (const doc of ['README.md', join('docs', 'certification.md')]) {
-    const text = readFileSync(join(ROOT, doc), 'utf8');
-    for (const row of rows) expect([doc, text.includes(row)]).toEqual([doc, true]);
-  }
+describe('reports/fashion-mnist-certify/sources.json', () => {
+  // The run names its files by the paths it was given on the machine that ran it; sources.json
+  // holds their sha256s, and these are the committed files: the set's smoothing denoiser and the
+  // noise-trained classifier kept beside the report.
+  const sources = JSON.parse(text(join('reports', 'fashion-mnist-certify', 'sources.json'))) as Record<string, { file: string; sha256: string }>;
+  const results = read('fashion-mnist-certify');
+  const sha = (...path: string[]) => createHash('sha256').update(readFileSync(join(ROOT, ...path))).digest('hex');
+
+  it('names the file of every model given as a file', () => {
+    for (const m of results.models.filter((m) => m.base.includes('/'))) expect([m.name, m.base.endsWith('/' + sources[m.name]?.file)]).toEqual([m.name, true]);
+  });
+
+  it('the denoiser is the set’s committed smoothing.onnx, byte for byte', () => {
+    const manifest = JSON.parse(text(join('models', 'fashion-mnist', 'manifest.json')));
+    expect(sha('models', 'fashion-mnist', 'smoothing.onnx')).toBe(manifest.files.smoothing.sha256);
+    expect(sources['f∘d-stability-3ep'].sha256).toBe(manifest.files.smoothing.sha256);
+  });
+
+  it('the noise-trained classifier is the one committed beside the report', () => {
+    expect(sha('reports', 'fashion-mnist-certify', sources['f-gauss0.25'].file)).toBe(sources['f-gauss0.25'].sha256);
+  });
 });
