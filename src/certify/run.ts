@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadModelSet } from '../models/loader';
 import { loadModel } from '../onnx/io';
 import type { Graph } from '../onnx/graph';
 import { openData } from '../pipeline/data';
+import { sha256Of } from '../pipeline/model-set';
 import { cpuSecondsSince } from '../pipeline/run-stage';
 import { selectRows } from '../evaluation/selection';
 import type { ProviderChoice } from '../runtime/providers';
@@ -74,8 +74,8 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   const clipOf = (k: BaseKind) => (o.clip ?? false) || (k === 'f∘d' && (m.smoothing?.clip ?? false));
   const bases: Array<{ name: string; base: string; sha256?: string; graph: Graph; clip: boolean }> = o.bases.map((k) => ({ name: k, base: `${m.name}:${k}`, graph: buildBaseClassifier(m, graphs, k, o.clip), clip: clipOf(k) }));
   const clip = o.clip ?? false;
-  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, sha256: fileSha256(c.path), graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f', clip), clip });
-  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, sha256: fileSha256(d.path), graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s', clip), clip });
+  for (const c of o.classifiers) bases.push({ name: c.name, base: c.path, sha256: sha256Of(c.path), graph: buildBaseClassifier(m, { classifier: loadModel(c.path) }, 'f', clip), clip });
+  for (const d of o.denoisers ?? []) bases.push({ name: d.name, base: `${m.name}:f ∘ ${d.path}`, sha256: sha256Of(d.path), graph: buildBaseClassifier(m, { classifier: graphs.classifier, s2snet: loadModel(d.path) }, 'f∘s', clip), clip });
   if (bases.length === 0) throw new UserError('nothing to certify: give --base, --classifier or --denoiser');
 
   const results: CertifyResults = {
@@ -145,10 +145,6 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   results.cost = { seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSecondsSince(cpu0), threads: o.threads ?? 0, ...(reused ? { reusedImages: reused } : {}) };
   save();
   return results;
-}
-
-function fileSha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
 /**

@@ -12,7 +12,7 @@ import { StageResult, StageSettings } from './run-stage';
 import { holdoutSplit } from './splits';
 import { trainAutoencoder } from './train-autoencoder';
 import { trainClassifier } from './train-classifier';
-import { S2SLoss, trainS2SNet } from './train-s2snet';
+import { S2SLoss, trainS2SNet, trainedRecord } from './train-s2snet';
 import { recipeByName } from './recipes/catalogue';
 import { recipeRecord } from './recipes/recipe';
 import { SmoothingRecipeName, attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from './smoothing-denoiser';
@@ -315,7 +315,7 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
           classifier: { arch: c.arch, loss: 'cross-entropy', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...c.settings },
           autoencoder: { arch: recipe.autoencoder.arch, loss: 'mse', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.autoencoder.settings },
           ...(c.defence === 's2snet'
-            ? { s2snet: { ...(recipe.s2snet.recipe ? recipeRecord(recipeByName(recipe.s2snet.recipe)) : { recipe: `paper-${recipe.s2snet.loss}` }), loss: recipe.s2snet.recipe ? recipeByName(recipe.s2snet.recipe).loss : recipe.s2snet.loss, trained: 'decoder.* only; encoder and classifier frozen', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.s2snet.settings } }
+            ? { s2snet: { ...(recipe.s2snet.recipe ? recipeRecord(recipeByName(recipe.s2snet.recipe)) : { recipe: `paper-${recipe.s2snet.loss}` }), loss: recipe.s2snet.recipe ? recipeByName(recipe.s2snet.recipe).loss : recipe.s2snet.loss, trained: trainedRecord(), optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.s2snet.settings } }
             : {}),
         },
       });

@@ -8,7 +8,7 @@ import { assertEncoderFrozen } from './frozen';
 import { writeManifest } from './model-set';
 import { recipeByName } from './recipes/catalogue';
 import { recipeRecord } from './recipes/recipe';
-import { S2SNetResult, S2SNetStage, trainS2SNet } from './train-s2snet';
+import { S2SNetResult, S2SNetStage, trainS2SNet, trainedRecord } from './train-s2snet';
 
 /**
  * A model set's smoothing denoiser d (docs/certification.md): the set's
@@ -48,7 +48,7 @@ export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<S2SNetR
 export function smoothingTrainingRecord(sigma: number, settings: object, name?: SmoothingRecipeName): Record<string, unknown> {
   return {
     ...recipeRecord(smoothingRecipe(sigma, name)),
-    trained: 'decoder.* only; encoder and classifier frozen',
+    trained: trainedRecord(),
     optimizer: 'adamw',
     schedule: 'cosine, 5% linear warm-up',
     ...settings,

@@ -101,7 +101,8 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   }
 
   // The S2SNet is the autoencoder graph itself with the decoder's trained values written in:
-  // nothing else is touched, so the encoder stays the autoencoder's bytes by construction.
+  // nothing else is touched, so the encoder stays the autoencoder's bytes by construction
+  // (unless the --train-encoder variant trained it too).
   const s2snet = cloneGraph(ae);
   s2snet.name = 's2snet';
   s2snet.metadata = { ...(ae.metadata ?? {}), [STAGE2_RECIPE_METADATA]: JSON.stringify({ ...recipeRecord(recipe), ...r.settings, trained: trainedRecord(r.trainEncoder) }) };
