@@ -15,7 +15,7 @@ import { trainClassifier } from './train-classifier';
 import { S2SLoss, trainS2SNet, trainedRecord } from './train-s2snet';
 import { recipeByName } from './recipes/catalogue';
 import { recipeRecord } from './recipes/recipe';
-import { SmoothingRecipeName, attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from './smoothing-denoiser';
+import { SmoothingPlan, attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from './smoothing-denoiser';
 
 /**
  * The recipe of the committed model sets, from the Fashion-MNIST files to
@@ -49,9 +49,7 @@ export interface ClassifierRecipe {
 }
 
 /** A noisy-input recipe at σ on the decoder of the stage-1 autoencoder (default: the stability objective). */
-export interface SmoothingRecipe {
-  sigma: number;
-  recipe?: SmoothingRecipeName;
+export interface SmoothingRecipe extends SmoothingPlan {
   settings: StageSettings;
 }
 
@@ -278,6 +276,8 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
         classifier: need(`classifier:${c.arch}`, classifiers.get(c.arch)),
         sigma: sm.sigma,
         recipe: sm.recipe,
+        pretrainEpochs: sm.pretrainEpochs,
+        trainEncoder: sm.trainEncoder,
         train: split.train,
         eval: validation,
         evalEvery: perEpoch(sm.settings),
@@ -319,7 +319,11 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
             : {}),
         },
       });
-      if (c.smoothing) attachSmoothing(setDir, need(`smoothing:${c.arch}`, smoothers.get(c.arch)), { sigma: c.smoothing.sigma, training: smoothingTrainingRecord(c.smoothing.sigma, c.smoothing.settings, c.smoothing.recipe) });
+      if (c.smoothing) attachSmoothing(setDir, need(`smoothing:${c.arch}`, smoothers.get(c.arch)), {
+          sigma: c.smoothing.sigma,
+          training: smoothingTrainingRecord(c.smoothing, c.smoothing.settings),
+          encoderTrained: c.smoothing.trainEncoder,
+        });
       const m = a.manifest.metrics as { top1: Record<string, number>; psnrDb: Record<string, number> };
       sets.push({ name: c.set, dir: setDir, top1: m.top1, psnrDb: m.psnrDb, threshold: a.threshold });
       log(`${c.set}: top-1 f ${pct(m.top1.classifier)}, f∘AE ${pct(m.top1.autoencoder)}, f∘s ${pct(m.top1.s2snet)}; PSNR AE ${m.psnrDb.autoencoder} dB, s ${m.psnrDb.s2snet ?? '-'} dB; threshold ${a.threshold.toPrecision(4)}`);

@@ -16,7 +16,8 @@ import { S2SNetResult, S2SNetStage, trainS2SNet, trainedRecord } from './train-s
  * frozen classifier at σ — Salman et al.'s stability objective
  * KL(f(x) ‖ f(d(clip(x + δ)))), or cross-entropy against the labels
  * (`noise-ce`), δ ~ N(0, σ²I) — encoder and classifier frozen, as in the
- * paper's stage 2. It is written into the set
+ * paper's stage 2 (optionally after MSE denoising at σ, Salman et al.'s
+ * order; or, as a named variant, with the encoder trained too). It is written into the set
  * beside the S2SNet (which it does not replace: classify still serves f ∘ s),
  * and the manifest's `smoothing` makes /v1/certify smooth f ∘ d instead of
  * f ∘ s, which was never trained for noise of that size.
@@ -36,19 +37,56 @@ export function smoothingRecipe(sigma: number, name: SmoothingRecipeName = 'stab
   return base.noise?.kind === 'gaussian' && base.noise.sigma === sigma ? base : recipeByName(name, { sigma, noiseKind: 'gaussian' });
 }
 
-export type SmoothingStage = Omit<S2SNetStage, 'loss' | 'recipe'> & { sigma: number; recipe?: SmoothingRecipeName };
+/** The MSE denoising objective at σ: Salman et al.'s first phase, before the classifier-guided one. */
+export function pretrainRecipe(sigma: number) {
+  return recipeByName('denoise', { sigma, noiseKind: 'gaussian' });
+}
+
+/** How a smoothing denoiser is trained, besides the optimiser's settings. */
+export interface SmoothingPlan {
+  sigma: number;
+  /** the classifier-guided objective (default: stability) */
+  recipe?: SmoothingRecipeName;
+  /**
+   * Epochs of MSE denoising at σ first (no classifier, no labels), then the
+   * recipe from there: the order of Salman et al. 2020, §4 ("MSE+Stab").
+   * Same batch, learning rate and seed as the second phase.
+   */
+  pretrainEpochs?: number;
+  /** the named variant that trains the encoder too (f stays frozen) */
+  trainEncoder?: boolean;
+}
+
+export type SmoothingStage = Omit<S2SNetStage, 'loss' | 'recipe' | 'trainEncoder'> & SmoothingPlan;
 
 export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<S2SNetResult> {
-  const { sigma, recipe: name, ...stage } = r;
+  const { sigma, recipe: name, pretrainEpochs, ...stage } = r;
   const recipe = smoothingRecipe(sigma, name);
-  return trainS2SNet({ ...stage, loss: recipe.loss === 'ce' ? 'ce' : 'kl', recipe });
+  let autoencoder = stage.autoencoder;
+  if (pretrainEpochs) {
+    if (!(Number.isInteger(pretrainEpochs) && pretrainEpochs > 0)) throw new UserError(`pretraining epochs must be a positive integer, got ${pretrainEpochs}`);
+    const pre = await trainS2SNet({
+      ...stage,
+      label: `${stage.label}, phase 1: MSE denoising`,
+      loss: 'kl',
+      recipe: pretrainRecipe(sigma),
+      settings: { ...stage.settings, epochs: pretrainEpochs, steps: undefined },
+      checkpointDir: stage.checkpointDir && join(stage.checkpointDir, 'pretrain'),
+    });
+    autoencoder = pre.s2snet;
+  }
+  const r2 = await trainS2SNet({ ...stage, autoencoder, loss: recipe.loss === 'ce' ? 'ce' : 'kl', recipe });
+  // Phase 2 trained from phase 1's graph; the encoder must still be the set's, not merely phase 1's.
+  if (!stage.trainEncoder) assertEncoderFrozen(stage.autoencoder, r2.s2snet);
+  return r2;
 }
 
 /** What the manifest records of how d was trained (settings only, so a rerun writes the same manifest). */
-export function smoothingTrainingRecord(sigma: number, settings: object, name?: SmoothingRecipeName): Record<string, unknown> {
+export function smoothingTrainingRecord(plan: SmoothingPlan, settings: object): Record<string, unknown> {
   return {
-    ...recipeRecord(smoothingRecipe(sigma, name)),
-    trained: trainedRecord(),
+    ...recipeRecord(smoothingRecipe(plan.sigma, plan.recipe)),
+    ...(plan.pretrainEpochs ? { pretraining: { ...recipeRecord(pretrainRecipe(plan.sigma)), epochs: plan.pretrainEpochs } } : {}),
+    trained: trainedRecord(plan.trainEncoder),
     optimizer: 'adamw',
     schedule: 'cosine, 5% linear warm-up',
     ...settings,
@@ -58,11 +96,13 @@ export function smoothingTrainingRecord(sigma: number, settings: object, name?: 
 /**
  * Writes d into the set folder as smoothing.onnx and adds `files.smoothing`
  * and `smoothing` to its manifest (every sha256 recomputed from disk). The
- * encoder must be the set autoencoder's, bit for bit.
+ * encoder must be the set autoencoder's, bit for bit, unless the denoiser is
+ * the named variant that trained it (`encoderTrained`, which its training
+ * record then says).
  */
-export function attachSmoothing(dir: string, denoiser: Graph, o: { sigma: number; clip?: boolean; training?: Record<string, unknown>; version?: string }): Manifest {
+export function attachSmoothing(dir: string, denoiser: Graph, o: { sigma: number; clip?: boolean; training?: Record<string, unknown>; version?: string; encoderTrained?: boolean }): Manifest {
   const m = readManifest(dir);
-  if (m.files.autoencoder) assertEncoderFrozen(loadModel(join(dir, m.files.autoencoder.path)), denoiser);
+  if (m.files.autoencoder && !o.encoderTrained) assertEncoderFrozen(loadModel(join(dir, m.files.autoencoder.path)), denoiser);
   if (!denoiser.inputs.some((v) => v.name === 'input') || !denoiser.outputs.some((v) => v.name === 'reconstruction')) {
     throw new UserError(`a smoothing denoiser takes 'input' and gives 'reconstruction' (has ${denoiser.inputs.map((v) => v.name).join(', ')} → ${denoiser.outputs.map((v) => v.name).join(', ')})`);
   }

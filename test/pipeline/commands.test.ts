@@ -165,6 +165,32 @@ describe('s2s train (28×28 grey, committed subset)', () => {
     expect([bad.code, bad.err]).toEqual([2, 's2s: --sigma must be in (0, 1], got 2\n']);
   });
 
+  it('smoothing: MSE denoising first (Salman et al.’s order) and the variant that trains the encoder, each recorded as trained', async () => {
+    const args = ['train', 'smoothing', '--models', p('models/tiny-fm'), '--sigma', '0.5', '--steps', '2', '--batch', '8', '--data', data, '--holdout', '900', '--threads', '1'];
+    const ae = loadModel((await loadModelSet(p('models/tiny-fm'))).paths.autoencoder!);
+    const trainedWith = async (...extra: string[]) => {
+      const r = await s2s(...args, ...extra);
+      expect([r.code, r.err.match(/internal error/)]).toEqual([0, null]);
+      const set = await loadModelSet(p('models/tiny-fm'));
+      return { log: r.err, training: set.manifest.smoothing!.training as Record<string, unknown>, d: loadModel(set.paths.smoothing!) };
+    };
+
+    const plain = await trainedWith();
+    expect(plain.training.pretraining).toBeUndefined();
+    expect(plain.log).not.toMatch(/phase 1/);
+
+    const pre = await trainedWith('--pretrain-epochs', '1');
+    expect(pre.log).toMatch(/phase 1: MSE denoising/);
+    expect(pre.training).toMatchObject({ recipe: 'stability(gaussian:0.5)', pretraining: { recipe: 'denoise(gaussian:0.5)', loss: 'mse', noise: 'gaussian:0.5', epochs: 1 }, trained: 'decoder.* only; encoder and classifier frozen', steps: 2 });
+    // Both phases leave the encoder alone; the first one changed where the second started.
+    expect(differingInitializers(ae, pre.d, 'encoder.')).toEqual([]);
+    expect(differingInitializers(plain.d, pre.d, 'decoder.').length).toBeGreaterThan(0);
+
+    const variant = await trainedWith('--pretrain-epochs', '1', '--train-encoder');
+    expect(variant.training.trained).toBe('encoder.* and decoder.* (variant: encoder not frozen); classifier frozen');
+    expect(differingInitializers(ae, variant.d, 'encoder.').length).toBeGreaterThan(0);
+  });
+
   it('a wrong data folder is one clear error', async () => {
     const r = await s2s('train', 'classifier', '--data', p('nowhere'), '--steps', '1', '--out', p('x.onnx'));
     expect(r.code).toBe(2);

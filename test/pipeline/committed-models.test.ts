@@ -50,7 +50,7 @@ describe.each(sets)('committed model set $name', ({ name, defence, smoothing }) 
     expect(Object.keys(set.manifest.files).sort()).toEqual(expected);
     expect(set.manifest.version).toBe(DEFAULT_RECIPE.version);
     // The recipe's smoothing denoiser, recorded as the recipe trains it (src/pipeline/default-set.ts).
-    if (smoothing) expect(set.manifest.smoothing).toEqual({ sigma: smoothing.sigma, denoiser: 'smoothing', clip: true, training: smoothingTrainingRecord(smoothing.sigma, smoothing.settings, smoothing.recipe) });
+    if (smoothing) expect(set.manifest.smoothing).toEqual({ sigma: smoothing.sigma, denoiser: 'smoothing', clip: true, training: smoothingTrainingRecord(smoothing, smoothing.settings) });
     else expect(set.manifest.smoothing).toBeUndefined();
     expect(set.manifest.defence.chain).toEqual([{ stage: 'noise' }, { stage: defence }]);
     expect(set.manifest.detection.falsePositiveRate).toBe(0.05);

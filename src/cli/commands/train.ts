@@ -11,7 +11,7 @@ import { assembleModelSet } from '../../pipeline/assemble';
 import { Normalisation, canonicalClassifier, composeDefended, imageGeometry } from '../../pipeline/compose';
 import { DataSource, Geometry, openData } from '../../pipeline/data';
 import { DEFAULT_RECIPE, DEFAULT_SMOOTHING, buildDefaultSets, stageIds } from '../../pipeline/default-set';
-import { SMOOTHING_RECIPES, SmoothingRecipeName, attachSmoothing, smoothingRecipe, smoothingTrainingRecord, trainSmoothingDenoiser } from '../../pipeline/smoothing-denoiser';
+import { SMOOTHING_RECIPES, SmoothingPlan, SmoothingRecipeName, attachSmoothing, smoothingRecipe, smoothingTrainingRecord, trainSmoothingDenoiser } from '../../pipeline/smoothing-denoiser';
 import { loadModelSet } from '../../models/loader';
 import { StageResult, StageSettings } from '../../pipeline/run-stage';
 import { runStagesInParallel } from '../../pipeline/parallel';
@@ -259,13 +259,16 @@ export function register(program: Command): void {
       .requiredOption('--models <dir>', 'the model set (its autoencoder and classifier are used, its sha256s checked first)')
       .option('--sigma <s>', 'the smoothing noise σ the denoiser is trained for (pixels in [0, 1])', String(DEFAULT_SMOOTHING.sigma))
       .addOption(new Option('--recipe <name>', 'stability: KL to f(x), label-free (Salman et al.); noise-ce: cross-entropy against the labels; noise-kl: KL, soft').choices([...SMOOTHING_RECIPES]).default(DEFAULT_SMOOTHING.recipe ?? 'stability'))
+      .option('--pretrain-epochs <n>', "epochs of MSE denoising at σ before the recipe (Salman et al.'s order; 0: none)", String(DEFAULT_SMOOTHING.pretrainEpochs ?? 0))
+      .option('--train-encoder', 'a named variant outside the paper’s structure: train the encoder with the decoder (f stays frozen)')
       .option('--set-version <v>', 'the version the set gets (default: unchanged)'),
     RECIPE_DEFAULTS.smoothing,
     false,
-  ).action(async (o: CommonOpts & { models: string; sigma: string; recipe: SmoothingRecipeName; setVersion?: string }) => {
+  ).action(async (o: CommonOpts & { models: string; sigma: string; recipe: SmoothingRecipeName; pretrainEpochs: string; trainEncoder?: boolean; setVersion?: string }) => {
     const sigma = positive(o.sigma, '--sigma')!;
     if (!(sigma > 0 && sigma <= 1)) throw new UserError(`--sigma must be in (0, 1], got ${o.sigma}`);
     const recipe = smoothingRecipe(sigma, o.recipe);
+    const plan: SmoothingPlan = { sigma, recipe: o.recipe, pretrainEpochs: int(o.pretrainEpochs, '--pretrain-epochs', 0) || undefined, trainEncoder: o.trainEncoder || undefined };
     const settings = settingsOf(o);
     const set = await loadModelSet(o.models);
     const m = set.manifest;
@@ -274,18 +277,17 @@ export function register(program: Command): void {
     const data = await trainingData(o, recipe.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
     const r = await trainSmoothingDenoiser({
       ...common(o),
+      ...plan,
       label: `smoothing denoiser (${recipe.name})`,
-      recipe: o.recipe,
       autoencoder,
       classifier: loadModel(set.paths.classifier),
       normalisation: { mean: m.input.mean, std: m.input.std },
-      sigma,
       train: data.split.train,
       eval: data.split.holdout.size ? data.split.holdout : undefined,
       settings,
       dataTag: data.tag,
     });
-    const manifest = attachSmoothing(set.dir, r.s2snet, { sigma, training: smoothingTrainingRecord(sigma, settings, o.recipe), version: o.setVersion });
+    const manifest = attachSmoothing(set.dir, r.s2snet, { sigma, training: smoothingTrainingRecord(plan, settings), version: o.setVersion, encoderTrained: plan.trainEncoder });
     process.stdout.write(JSON.stringify({ dir: set.dir, version: manifest.version, smoothing: manifest.smoothing, files: { smoothing: manifest.files.smoothing }, steps: r.train.steps, seconds: Number(r.seconds.toFixed(1)), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(r.finalEval ? { heldOut: r.finalEval } : {}) }, null, 2) + '\n');
   });
 
