@@ -59,10 +59,14 @@ export interface SmoothingPlan {
 
 export type SmoothingStage = Omit<S2SNetStage, 'loss' | 'recipe' | 'trainEncoder'> & SmoothingPlan;
 
-export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<S2SNetResult> {
+/** The denoiser; seconds and cpuSeconds cover both phases, `pretraining` the first alone. */
+export type SmoothingResult = S2SNetResult & { pretraining?: { steps: number; seconds: number; cpuSeconds: number } };
+
+export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<SmoothingResult> {
   const { sigma, recipe: name, pretrainEpochs, ...stage } = r;
   const recipe = smoothingRecipe(sigma, name);
   let autoencoder = stage.autoencoder;
+  let pretraining: SmoothingResult['pretraining'];
   if (pretrainEpochs) {
     if (!(Number.isInteger(pretrainEpochs) && pretrainEpochs > 0)) throw new UserError(`pretraining epochs must be a positive integer, got ${pretrainEpochs}`);
     const pre = await trainS2SNet({
@@ -74,11 +78,13 @@ export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<S2SNetR
       checkpointDir: stage.checkpointDir && join(stage.checkpointDir, 'pretrain'),
     });
     autoencoder = pre.s2snet;
+    pretraining = { steps: pre.train.steps, seconds: pre.seconds, cpuSeconds: pre.cpuSeconds };
   }
   const r2 = await trainS2SNet({ ...stage, autoencoder, loss: recipe.loss === 'ce' ? 'ce' : 'kl', recipe });
   // Phase 2 trained from phase 1's graph; the encoder must still be the set's, not merely phase 1's.
   if (!stage.trainEncoder) assertEncoderFrozen(stage.autoencoder, r2.s2snet);
-  return r2;
+  if (!pretraining) return r2;
+  return { ...r2, seconds: r2.seconds + pretraining.seconds, cpuSeconds: r2.cpuSeconds + pretraining.cpuSeconds, pretraining };
 }
 
 /** What the manifest records of how d was trained (settings only, so a rerun writes the same manifest). */

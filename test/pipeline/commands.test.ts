@@ -149,7 +149,7 @@ describe('s2s train (28×28 grey, committed subset)', () => {
   });
 
   it('smoothing: trains the set’s stability decoder and adds it to the set; certification then smooths f ∘ d', async () => {
-    const r = await s2s('train', 'smoothing', '--models', p('models/tiny-fm'), '--sigma', '0.5', '--steps', '2', '--batch', '8', '--data', data, '--holdout', '100', '--threads', '1', '--set-version', '0.0.2-test');
+    const r = await s2s('train', 'smoothing', '--models', p('models/tiny-fm'), '--sigma', '0.5', '--pretrain-epochs', '0', '--no-train-encoder', '--steps', '2', '--batch', '8', '--data', data, '--holdout', '100', '--threads', '1', '--set-version', '0.0.2-test');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ version: '0.0.2-test', smoothing: { sigma: 0.5, denoiser: 'smoothing', clip: true }, steps: 2 });
     const set = await loadModelSet(p('models/tiny-fm'));
@@ -172,23 +172,30 @@ describe('s2s train (28×28 grey, committed subset)', () => {
       const r = await s2s(...args, ...extra);
       expect([r.code, r.err.match(/internal error/)]).toEqual([0, null]);
       const set = await loadModelSet(p('models/tiny-fm'));
-      return { log: r.err, training: set.manifest.smoothing!.training as Record<string, unknown>, d: loadModel(set.paths.smoothing!) };
+      return { log: r.err, out: JSON.parse(r.out), training: set.manifest.smoothing!.training as Record<string, unknown>, d: loadModel(set.paths.smoothing!) };
     };
 
-    const plain = await trainedWith();
+    const plain = await trainedWith('--pretrain-epochs', '0', '--no-train-encoder');
     expect(plain.training.pretraining).toBeUndefined();
     expect(plain.log).not.toMatch(/phase 1/);
+    expect(plain.out.pretraining).toBeUndefined();
 
-    const pre = await trainedWith('--pretrain-epochs', '1');
+    const pre = await trainedWith('--pretrain-epochs', '1', '--no-train-encoder');
     expect(pre.log).toMatch(/phase 1: MSE denoising/);
+    // One epoch of the 100 training images in full batches of 8, then the 2 steps asked for; the cost covers both.
+    expect(pre.out).toMatchObject({ steps: 2, pretraining: { steps: 12 } });
+    expect(pre.out.cpuSeconds).toBeGreaterThanOrEqual(pre.out.pretraining.cpuSeconds);
     expect(pre.training).toMatchObject({ recipe: 'stability(gaussian:0.5)', pretraining: { recipe: 'denoise(gaussian:0.5)', loss: 'mse', noise: 'gaussian:0.5', epochs: 1 }, trained: 'decoder.* only; encoder and classifier frozen', steps: 2 });
     // Both phases leave the encoder alone; the first one changed where the second started.
     expect(differingInitializers(ae, pre.d, 'encoder.')).toEqual([]);
     expect(differingInitializers(plain.d, pre.d, 'decoder.').length).toBeGreaterThan(0);
 
-    const variant = await trainedWith('--pretrain-epochs', '1', '--train-encoder');
+    // The default set's recipe trains the encoder: the default without a flag, as --train-encoder.
+    const variant = await trainedWith('--pretrain-epochs', '1');
     expect(variant.training.trained).toBe('encoder.* and decoder.* (variant: encoder not frozen); classifier frozen');
     expect(differingInitializers(ae, variant.d, 'encoder.').length).toBeGreaterThan(0);
+    const flagged = await trainedWith('--pretrain-epochs', '1', '--train-encoder');
+    expect(flagged.training).toEqual(variant.training);
   });
 
   it('a wrong data folder is one clear error', async () => {

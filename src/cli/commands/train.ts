@@ -260,7 +260,8 @@ export function register(program: Command): void {
       .option('--sigma <s>', 'the smoothing noise σ the denoiser is trained for (pixels in [0, 1])', String(DEFAULT_SMOOTHING.sigma))
       .addOption(new Option('--recipe <name>', 'stability: KL to f(x), label-free (Salman et al.); noise-ce: cross-entropy against the labels; noise-kl: KL, soft').choices([...SMOOTHING_RECIPES]).default(DEFAULT_SMOOTHING.recipe ?? 'stability'))
       .option('--pretrain-epochs <n>', "epochs of MSE denoising at σ before the recipe (Salman et al.'s order; 0: none)", String(DEFAULT_SMOOTHING.pretrainEpochs ?? 0))
-      .option('--train-encoder', 'a named variant outside the paper’s structure: train the encoder with the decoder (f stays frozen)')
+      .option('--train-encoder', `a named variant outside the paper’s structure: train the encoder with the decoder (f stays frozen)${DEFAULT_SMOOTHING.trainEncoder ? ' [default, as for the default set]' : ''}`)
+      .option('--no-train-encoder', 'keep the encoder frozen, bit for bit (the paper’s structure)')
       .option('--set-version <v>', 'the version the set gets (default: unchanged)'),
     RECIPE_DEFAULTS.smoothing,
     false,
@@ -268,7 +269,7 @@ export function register(program: Command): void {
     const sigma = positive(o.sigma, '--sigma')!;
     if (!(sigma > 0 && sigma <= 1)) throw new UserError(`--sigma must be in (0, 1], got ${o.sigma}`);
     const recipe = smoothingRecipe(sigma, o.recipe);
-    const plan: SmoothingPlan = { sigma, recipe: o.recipe, pretrainEpochs: int(o.pretrainEpochs, '--pretrain-epochs', 0) || undefined, trainEncoder: o.trainEncoder || undefined };
+    const plan: SmoothingPlan = { sigma, recipe: o.recipe, pretrainEpochs: int(o.pretrainEpochs, '--pretrain-epochs', 0) || undefined, trainEncoder: (o.trainEncoder ?? DEFAULT_SMOOTHING.trainEncoder) || undefined };
     const settings = settingsOf(o);
     const set = await loadModelSet(o.models);
     const m = set.manifest;
@@ -288,7 +289,7 @@ export function register(program: Command): void {
       dataTag: data.tag,
     });
     const manifest = attachSmoothing(set.dir, r.s2snet, { sigma, training: smoothingTrainingRecord(plan, settings), version: o.setVersion, encoderTrained: plan.trainEncoder });
-    process.stdout.write(JSON.stringify({ dir: set.dir, version: manifest.version, smoothing: manifest.smoothing, files: { smoothing: manifest.files.smoothing }, steps: r.train.steps, seconds: Number(r.seconds.toFixed(1)), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(r.finalEval ? { heldOut: r.finalEval } : {}) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ dir: set.dir, version: manifest.version, smoothing: manifest.smoothing, files: { smoothing: manifest.files.smoothing }, steps: r.train.steps, seconds: Number(r.seconds.toFixed(1)), cpuSeconds: Number(r.cpuSeconds.toFixed(1)), ...(r.pretraining ? { pretraining: { steps: r.pretraining.steps, cpuSeconds: Number(r.pretraining.cpuSeconds.toFixed(1)) } } : {}), ...(r.finalEval ? { heldOut: r.finalEval } : {}) }, null, 2) + '\n');
   });
 
   train
