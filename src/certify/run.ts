@@ -4,7 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { loadModelSet } from '../models/loader';
 import { loadModel } from '../onnx/io';
 import type { Graph } from '../onnx/graph';
-import { openData } from '../pipeline/data';
+import type { Dataset } from '../data/dataset';
+import { Geometry, openData } from '../pipeline/data';
+import { holdoutSplit } from '../pipeline/splits';
 import { sha256Of } from '../pipeline/model-set';
 import { cpuSecondsSince } from '../pipeline/run-stage';
 import { selectRows } from '../evaluation/selection';
@@ -46,6 +48,12 @@ export interface CertifyRunOptions {
   seed: number;
   batch: number;
   data?: string;
+  /**
+   * Certify the last `holdout` images of the training data instead of the
+   * test set: the rows every training stage held out (pipeline/splits.ts),
+   * for choosing between models without looking at the test set.
+   */
+  holdout?: number;
   provider?: ProviderChoice;
   threads?: number;
   /** clip x + δ to [0, 1] before h (see buildBaseClassifier) */
@@ -56,6 +64,14 @@ export interface CertifyRunOptions {
   log?: (line: string) => void;
 }
 
+/** The test split, or the rows of the training data held out of training (rows then count from the first held-out one). */
+async function certificationData(o: CertifyRunOptions, geometry: Geometry): Promise<{ dataset: Dataset; description: string }> {
+  if (o.holdout === undefined) return openData(o.data, { split: 'test', labelled: true, geometry });
+  const train = await openData(o.data, { split: 'train', labelled: true, geometry });
+  const split = holdoutSplit(train.dataset, o.holdout);
+  return { dataset: split.holdout, description: `${train.description}, rows ${split.holdoutStart}–${train.dataset.size - 1} (held out of training)` };
+}
+
 export async function runCertification(o: CertifyRunOptions): Promise<CertifyResults> {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
@@ -63,7 +79,7 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
   const set = await loadModelSet(o.models);
   const m = set.manifest;
   const shape: [number, number, number] = [m.input.channels, m.input.height, m.input.width];
-  const data = await openData(o.data, { split: 'test', labelled: true, geometry: { channels: m.input.channels, height: m.input.height, width: m.input.width } });
+  const data = await certificationData(o, { channels: m.input.channels, height: m.input.height, width: m.input.width });
   const rows = selectRows(data.dataset.size, o.limit, o.seed);
   const batch = await data.dataset.get(rows);
   if (!batch.labels) throw new UserError('certification needs labelled test data');
@@ -156,7 +172,7 @@ export async function runCertification(o: CertifyRunOptions): Promise<CertifyRes
  * without paying again for what is done. Timings are kept as measured then.
  */
 export function reusableCertificates(earlier: readonly CertifyResults[], now: CertifyResults, entry: ModelCertification): Map<number, ImageCertificate> {
-  const draws = (r: CertifyResults) => JSON.stringify([r.modelSet.name, r.modelSet.version, r.settings.n0, r.settings.n, r.settings.alpha, r.settings.seed, r.settings.batch, r.settings.noise]);
+  const draws = (r: CertifyResults) => JSON.stringify([r.data.source, r.modelSet.name, r.modelSet.version, r.settings.n0, r.settings.n, r.settings.alpha, r.settings.seed, r.settings.batch, r.settings.noise]);
   const found = new Map<number, ImageCertificate>();
   for (const r of earlier) {
     if (draws(r) !== draws(now)) continue;
@@ -177,9 +193,9 @@ export function reusableCertificates(earlier: readonly CertifyResults[], now: Ce
 export function mergeCertifyResults(parts: CertifyResults[], sources: string[]): CertifyResults {
   if (parts.length === 0) throw new UserError('certify merge: nothing to merge');
   const [first] = parts;
-  const key = (r: CertifyResults) => JSON.stringify({ n0: r.settings.n0, n: r.settings.n, alpha: r.settings.alpha, seed: r.settings.seed, rows: r.data.rows, set: r.modelSet.name });
+  const key = (r: CertifyResults) => JSON.stringify({ n0: r.settings.n0, n: r.settings.n, alpha: r.settings.alpha, seed: r.settings.seed, rows: r.data.rows, source: r.data.source, set: r.modelSet.name });
   parts.forEach((r, i) => {
-    if (key(r) !== key(first)) throw new UserError(`certify merge: ${sources[i]} was made with other settings or images than ${sources[0]} (n0, n, alpha, seed, rows and model set must match)`);
+    if (key(r) !== key(first)) throw new UserError(`certify merge: ${sources[i]} was made with other settings or images than ${sources[0]} (n0, n, alpha, seed, data, rows and model set must match)`);
   });
   const models = parts.flatMap((r) => r.models);
   const seen = new Set<string>();

@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CertifyResults } from '../../src/certify/results';
 import { main } from '../../src/cli/main';
+import { loadFashionMnist } from '../../src/data/fashionMnist';
+import { encodeIdx } from '../../src/data/idx';
 
 /**
  * `s2s certify`, `certify merge` and `certify summary` on the committed
@@ -80,6 +82,33 @@ it('--reuse takes the certificates an earlier run drew with the same noise, and 
   expect(read(join(dir, 'other')).cost?.reusedImages).toBeUndefined();
 });
 
+it('--holdout certifies the training rows every stage held out: the certificates of those rows given as a test split, never merged with one', async () => {
+  // The last 100 training images of the fixture, written as a folder whose test split they are.
+  const train = loadFashionMnist({ dir: DATA, split: 'train' });
+  const rows = Array.from({ length: 100 }, (_, i) => train.size - 100 + i);
+  const per = 28 * 28;
+  const pixels = new Uint8Array(rows.length * per);
+  rows.forEach((r, k) => pixels.set(train.pixels.subarray(r * per, (r + 1) * per), k * per));
+  mkdirSync(join(dir, 'heldout'));
+  writeFileSync(join(dir, 'heldout', 't10k-images-idx3-ubyte'), encodeIdx([rows.length, 28, 28], pixels));
+  writeFileSync(join(dir, 'heldout', 't10k-labels-idx1-ubyte'), encodeIdx([rows.length], Uint8Array.from(rows, (r) => train.labelValues[r])));
+
+  expect(run('--models', SET, '--base', 'f', ...COMMON, '--holdout', '100', '--no-report', '--out', join(dir, 'a')).status).toBe(0);
+  const asTest = COMMON.map((a, i) => (COMMON[i - 1] === '--data' ? join(dir, 'heldout') : a));
+  expect(run('--models', SET, '--base', 'f', ...asTest, '--no-report', '--out', join(dir, 'b')).status).toBe(0);
+  const a = read(join(dir, 'a'));
+  const b = read(join(dir, 'b'));
+  expect(a.data.source).toMatch(/^Fashion-MNIST train \(1000 images, .*\), rows 900–999 \(held out of training\)$/);
+  expect(a.data.size).toBe(100);
+  expect(a.data.rows).toEqual(b.data.rows);
+  const answers = (r: CertifyResults) => r.models[0].images.map(({ seconds: _s, ...c }) => c);
+  expect(answers(a)).toEqual(answers(b));
+  // Same rows and draws, other images: not one run.
+  const merged = run('merge', join(dir, 'a'), join(dir, 'b'), '--out', join(dir, 'm'));
+  expect(merged.status).toBe(2);
+  expect(merged.stderr).toMatch(/other settings or images .*data, rows/);
+});
+
 it('refuses to merge runs made with other draws', async () => {
   expect(run('--models', SET, '--base', 'f', ...COMMON, '--no-report', '--out', join(dir, 'a')).status).toBe(0);
   expect(run('--models', SET, '--base', 'f', ...COMMON, '--seed', '4', '--no-report', '--out', join(dir, 'b')).status).toBe(0);
@@ -97,6 +126,8 @@ it.each([
   [['--models', SET, '--classifier', 'nofile', '--out', 'x'], /^s2s: --classifier 'nofile' is not NAME=FILE/],
   [['--models', SET, '--classifier', 'a=/nonexistent.onnx', '--out', 'x'], /^s2s: --classifier a: \/nonexistent.onnx does not exist\n$/],
   [['--models', '/nonexistent', '--out', 'x'], /^s2s: no model set at \/nonexistent/],
+  [['--models', SET, '--holdout', '1000', '--data', DATA, '--out', 'x'], /^s2s: --holdout 1000: must be an integer in \[0, 999\] for a dataset of 1000 images\n$/],
+  [['--models', SET, '--holdout', '0', '--out', 'x'], /^s2s: --holdout expects a positive integer, got '0'\n$/],
 ])('bad input %j is one line and exit 2', async (args, message) => {
   // In-process: these fail before anything would load the report's ESM modules.
   const err: string[] = [];

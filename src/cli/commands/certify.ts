@@ -23,6 +23,7 @@ interface CertifyFlags {
   seed: string;
   batch: string;
   data?: string;
+  holdout?: string;
   provider: string;
   threads?: string;
   report: boolean;
@@ -62,6 +63,7 @@ export function register(program: Command): void {
     .option('--seed <s>', 'seed of the subset and of the noise streams', '0')
     .option('--batch <n>', 'noisy copies per session run', '1000')
     .option('--data <dir>', 'test data: a Fashion-MNIST IDX folder or an image folder (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
+    .option('--holdout <n>', 'certify the last n images of the training data instead of the test set: the rows training held out (5000 for the default set), to choose between models without the test set')
     .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
     .option('--threads <n>', 'intra-op threads (default: all cores)')
     .option('--clip', 'clip x + δ to [0, 1] before the base classifier (for denoisers trained on clipped noisy images)')
@@ -86,6 +88,7 @@ export function register(program: Command): void {
         seed: parseNumber(o.seed, '--seed', (x) => Number.isInteger(x), 'an integer')!,
         batch: positiveInt(o.batch, '--batch')!,
         data: o.data,
+        holdout: positiveInt(o.holdout, '--holdout'),
         provider: parseProvider(o.provider),
         threads: positiveInt(o.threads, '--threads'),
         clip: o.clip ?? false,
