@@ -50,7 +50,7 @@ export interface SmoothingPlan {
   /**
    * Epochs of MSE denoising at σ first (no classifier, no labels), then the
    * recipe from there: the order of Salman et al. 2020, §4 ("MSE+Stab").
-   * Same batch, learning rate and seed as the second phase.
+   * Same batch, learning rate, seed and step budget as the second phase.
    */
   pretrainEpochs?: number;
   /** the named variant that trains the encoder too (f stays frozen) */
@@ -74,7 +74,8 @@ export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<Smoothi
       label: `${stage.label}, phase 1: MSE denoising`,
       loss: 'kl',
       recipe: pretrainRecipe(sigma),
-      settings: { ...stage.settings, epochs: pretrainEpochs, steps: undefined },
+      // A step budget (--steps, smoke runs) bounds each phase; otherwise the phase runs its epochs.
+      settings: { ...stage.settings, epochs: pretrainEpochs },
       checkpointDir: stage.checkpointDir && join(stage.checkpointDir, 'pretrain'),
     });
     autoencoder = pre.s2snet;
@@ -88,10 +89,11 @@ export async function trainSmoothingDenoiser(r: SmoothingStage): Promise<Smoothi
 }
 
 /** What the manifest records of how d was trained (settings only, so a rerun writes the same manifest). */
-export function smoothingTrainingRecord(plan: SmoothingPlan, settings: object): Record<string, unknown> {
+export function smoothingTrainingRecord(plan: SmoothingPlan, settings: { steps?: number }): Record<string, unknown> {
+  const pretraining = plan.pretrainEpochs ? { ...recipeRecord(pretrainRecipe(plan.sigma)), epochs: plan.pretrainEpochs, ...(settings.steps ? { steps: settings.steps } : {}) } : undefined;
   return {
     ...recipeRecord(smoothingRecipe(plan.sigma, plan.recipe)),
-    ...(plan.pretrainEpochs ? { pretraining: { ...recipeRecord(pretrainRecipe(plan.sigma)), epochs: plan.pretrainEpochs } } : {}),
+    ...(pretraining ? { pretraining } : {}),
     trained: trainedRecord(plan.trainEncoder),
     optimizer: 'adamw',
     schedule: 'cosine, 5% linear warm-up',

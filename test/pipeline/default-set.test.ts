@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { servedBase } from '../../src/certify/certifying-model';
 import { loadModelSet } from '../../src/models/loader';
+import { loadModel } from '../../src/onnx/io';
+import { differingInitializers } from '../../src/pipeline/frozen';
 import { Recipe, buildDefaultSets, stageIds } from '../../src/pipeline/default-set';
 
 /**
@@ -23,7 +25,7 @@ const recipe: Recipe = {
       defence: 's2snet',
       description: 'test set with an S2SNet and a smoothing denoiser',
       settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 1 },
-      smoothing: { sigma: 0.5, settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 5 } },
+      smoothing: { sigma: 0.5, pretrainEpochs: 1, trainEncoder: true, settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 5 } },
     },
     { arch: 'vgg-small', set: 'fm-vgg', defence: 'autoencoder', description: 'test set behind the plain AE', settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 2 } },
   ],
@@ -57,7 +59,16 @@ describe('default-set recipe (tiny recipe, committed subset)', () => {
     expect(own.manifest.defence.chain).toEqual([{ stage: 'noise' }, { stage: 's2snet' }]);
     expect(Object.keys(own.paths).sort()).toEqual(['autoencoder', 'classifier', 'defended', 's2snet', 'smoothing']);
     // The smoothing denoiser is recorded with its σ and recipe, and certification smooths f ∘ d.
-    expect(own.manifest.smoothing).toMatchObject({ sigma: 0.5, denoiser: 'smoothing', clip: true, training: { recipe: 'stability(gaussian:0.5)', noise: 'gaussian:0.5', seed: 5 } });
+    expect(own.manifest.smoothing).toMatchObject({
+      sigma: 0.5,
+      denoiser: 'smoothing',
+      clip: true,
+      training: { recipe: 'stability(gaussian:0.5)', noise: 'gaussian:0.5', seed: 5, pretraining: { recipe: 'denoise(gaussian:0.5)', epochs: 1 }, trained: 'encoder.* and decoder.* (variant: encoder not frozen); classifier frozen' },
+    });
+    // The recipe's variant trains the encoder of the denoiser only: the S2SNet keeps the autoencoder's.
+    const ae = loadModel(own.paths.autoencoder!);
+    expect(differingInitializers(ae, loadModel(own.paths.smoothing!), 'encoder.').length).toBeGreaterThan(0);
+    expect(differingInitializers(ae, loadModel(own.paths.s2snet!), 'encoder.')).toEqual([]);
     expect(servedBase(own.manifest)).toBe('f∘d');
     expect(own.manifest.files.smoothing!.sha256).not.toBe(own.manifest.files.s2snet!.sha256);
     const baseline = await loadModelSet(join(out, 'fm-vgg'));

@@ -259,7 +259,7 @@ export function register(program: Command): void {
       .requiredOption('--models <dir>', 'the model set (its autoencoder and classifier are used, its sha256s checked first)')
       .option('--sigma <s>', 'the smoothing noise σ the denoiser is trained for (pixels in [0, 1])', String(DEFAULT_SMOOTHING.sigma))
       .addOption(new Option('--recipe <name>', 'stability: KL to f(x), label-free (Salman et al.); noise-ce: cross-entropy against the labels; noise-kl: KL, soft').choices([...SMOOTHING_RECIPES]).default(DEFAULT_SMOOTHING.recipe ?? 'stability'))
-      .option('--pretrain-epochs <n>', "epochs of MSE denoising at σ before the recipe (Salman et al.'s order; 0: none)", String(DEFAULT_SMOOTHING.pretrainEpochs ?? 0))
+      .option('--pretrain-epochs <n>', "epochs of MSE denoising at σ before the recipe (Salman et al.'s order; 0: none; --steps bounds each phase)", String(DEFAULT_SMOOTHING.pretrainEpochs ?? 0))
       .option('--train-encoder', `a named variant outside the paper’s structure: train the encoder with the decoder (f stays frozen)${DEFAULT_SMOOTHING.trainEncoder ? ' [default, as for the default set]' : ''}`)
       .option('--no-train-encoder', 'keep the encoder frozen, bit for bit (the paper’s structure)')
       .option('--set-version <v>', 'the version the set gets (default: unchanged)'),
