@@ -26,7 +26,7 @@ const rowsOf = (markdown: string) =>
 
 const NEW = 'f∘d-mse-stability-encoder';
 const OLD = 'f∘d-stability-3ep';
-const RUNS: Array<{ dir: string; n: number; images: number; docs: string[]; compare?: string[] }> = [
+const RUNS: Array<{ dir: string; n: number; images: number; docs: string[]; compare?: string[]; radius?: number }> = [
   // The issue's protocol: n = 10,000 on 500 images; the committed denoiser against the references and the one it replaced.
   { dir: 'fashion-mnist-certify', n: 10000, images: 500, docs: ['README.md', DOCS], compare: [`${NEW}:f-gauss0.25`, `${NEW}:f`, `${NEW}:${OLD}`] },
   // The choice of the denoiser, on 500 held-out training images.
@@ -48,12 +48,13 @@ const RUNS: Array<{ dir: string; n: number; images: number; docs: string[]; comp
   // The other σ, n = 10,000 on 100 of the main run's images.
   ...['0.5', '0.12']
     .filter((s) => existsSync(join(ROOT, 'reports', `fashion-mnist-certify-sigma${s}`, 'certify.json')))
-    .map((s) => ({ dir: `fashion-mnist-certify-sigma${s}`, n: 10000, images: 100, docs: [DOCS], compare: [`f∘d-sigma${s}:f-gauss${s}`, `f∘d-sigma${s}:f`] })),
+    // σ = 0.12 certifies nothing as far as 0.5 (its ceiling is 0.38): compared at 0.25.
+    .map((s) => ({ dir: `fashion-mnist-certify-sigma${s}`, n: 10000, images: 100, docs: [DOCS], compare: [`f∘d-sigma${s}:f-gauss${s}`, `f∘d-sigma${s}:f`], radius: s === '0.12' ? 0.25 : 0.5 })),
   // The first run: the set's other bases and σ = 0.5, 100 images.
   { dir: 'fashion-mnist-certify-bases', n: 1000, images: 100, docs: [DOCS] },
 ];
 
-describe.each(RUNS)('reports/$dir', ({ dir, n, images, docs, compare }) => {
+describe.each(RUNS)('reports/$dir', ({ dir, n, images, docs, compare, radius = 0.5 }) => {
   const results = read(dir);
 
   it(`is complete, n = ${n} on ${images} images, and its summaries follow from the per-image certificates`, () => {
@@ -75,8 +76,8 @@ describe.each(RUNS)('reports/$dir', ({ dir, n, images, docs, compare }) => {
   });
 
   if (compare) {
-    it(`gives the paired comparisons at radius 0.5 that ${docs.join(' and ')} show${docs.length === 1 ? 's' : ''}`, () => {
-      const pairs = compare.map((p) => p.split(':')).map(([a, b]) => compareAtRadius(results, a, b, 0.5));
+    it(`gives the paired comparisons at radius ${radius} that ${docs.join(' and ')} show${docs.length === 1 ? 's' : ''}`, () => {
+      const pairs = compare.map((p) => p.split(':')).map(([a, b]) => compareAtRadius(results, a, b, radius));
       for (const doc of docs) {
         const body = text(doc);
         for (const row of rowsOf(comparisonMarkdown(pairs))) expect([doc, row, body.includes(row)]).toEqual([doc, row, true]);
