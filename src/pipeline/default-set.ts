@@ -323,11 +323,10 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
             : {}),
         },
       });
-      if (c.smoothing) attachSmoothing(setDir, need(`smoothing:${c.arch}`, smoothers.get(c.arch)), {
-          sigma: c.smoothing.sigma,
-          training: smoothingTrainingRecord(c.smoothing, c.smoothing.settings),
-          encoderTrained: c.smoothing.trainEncoder,
-        });
+      if (c.smoothing) {
+        const sm = c.smoothing;
+        attachSmoothing(setDir, need(`smoothing:${c.arch}`, smoothers.get(c.arch)), { sigma: sm.sigma, training: smoothingTrainingRecord(sm, sm.settings), encoderTrained: sm.trainEncoder });
+      }
       const m = a.manifest.metrics as { top1: Record<string, number>; psnrDb: Record<string, number> };
       sets.push({ name: c.set, dir: setDir, top1: m.top1, psnrDb: m.psnrDb, threshold: a.threshold });
       log(`${c.set}: top-1 f ${pct(m.top1.classifier)}, f∘AE ${pct(m.top1.autoencoder)}, f∘s ${pct(m.top1.s2snet)}; PSNR AE ${m.psnrDb.autoencoder} dB, s ${m.psnrDb.s2snet ?? '-'} dB; threshold ${a.threshold.toPrecision(4)}`);
