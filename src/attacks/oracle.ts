@@ -1,6 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import { appendCrossEntropy, buildGradientGraph } from '../autodiff';
+import { DataType } from '../onnx/dtype';
 import { Graph, cloneGraph } from '../onnx/graph';
+import { TensorData } from '../onnx/tensor';
 import { ModelSession, SessionOptions, createSession } from '../runtime/session';
 import { LossKind, dlrWithWeights, targetedDlrWithWeights } from './objective';
 import { LABEL_MASK_INPUT, MARGIN_OUTPUT, appendMargin, numClassesOf } from './margin';
@@ -119,6 +121,8 @@ type GraphKind = keyof OracleGraphs;
  */
 export class OnnxGradientOracle implements GradientOracle {
   private readonly sessions = new Map<GraphKind, Promise<ModelSession>>();
+  /** values of the graph's other inputs (e.g. weights that change during training), fed with every run */
+  private bound: Record<string, ort.Tensor> = {};
   readonly imageSize: number;
   readonly numClasses: number;
   private readonly dims: number[];
@@ -164,6 +168,20 @@ export class OnnxGradientOracle implements GradientOracle {
     return new OnnxGradientOracle(name, logitsOnly(graphs.forward), make, opts);
   }
 
+  /**
+   * Feeds these values to the graph's inputs other than the image (and the
+   * loss's own) in every following run — for a graph whose weights are
+   * inputs, such as a model in training. Replaces what was bound before.
+   */
+  bind(values: ReadonlyMap<string, TensorData>): void {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of values) {
+      if (t.dataType !== DataType.FLOAT || !(t.data instanceof Float32Array)) throw new Error(`oracle '${this.name}': bound input '${name}' is not float32`);
+      feeds[name] = new ort.Tensor('float32', t.data, t.dims);
+    }
+    this.bound = feeds;
+  }
+
   private session(kind: GraphKind): Promise<ModelSession> {
     let s = this.sessions.get(kind);
     if (!s) {
@@ -186,7 +204,7 @@ export class OnnxGradientOracle implements GradientOracle {
       const s = await this.session('crossEntropy');
       const labels = new BigInt64Array(n);
       for (let i = 0; i < n; i++) labels[i] = BigInt(req.labels[i]);
-      const r = await s.run({ [INPUT]: this.images(req.x), labels: new ort.Tensor('int64', labels, [n]) }, [LOGITS, 'loss', GRAD]);
+      const r = await s.run({ ...this.bound, [INPUT]: this.images(req.x), labels: new ort.Tensor('int64', labels, [n]) }, [LOGITS, 'loss', GRAD]);
       return { logits: floats(r[LOGITS]), loss: floats(r.loss), grad: floats(r[GRAD]) };
     }
     const k = this.numClasses;
@@ -202,20 +220,20 @@ export class OnnxGradientOracle implements GradientOracle {
         loss[i] = targets && req.loss === 'dlr-targeted' ? targetedDlrWithWeights(z, k, i, req.labels[i], targets[i], weights).value : dlrWithWeights(z, k, i, req.labels[i], weights).value;
       }
       const s = await this.session('weighted');
-      const r = await s.run({ [INPUT]: this.images(req.x), [LOGIT_WEIGHTS_INPUT]: new ort.Tensor('float32', weights, [n, k]) }, [LOGITS, GRAD]);
+      const r = await s.run({ ...this.bound, [INPUT]: this.images(req.x), [LOGIT_WEIGHTS_INPUT]: new ort.Tensor('float32', weights, [n, k]) }, [LOGITS, GRAD]);
       return { logits: floats(r[LOGITS]), loss, grad: floats(r[GRAD]) };
     }
     const s = await this.session('margin');
     const mask = new Float32Array(n * k);
     for (let i = 0; i < n; i++) mask[i * k + req.labels[i]] = 1;
-    const r = await s.run({ [INPUT]: this.images(req.x), [LABEL_MASK_INPUT]: new ort.Tensor('float32', mask, [n, k]) }, [LOGITS, MARGIN_OUTPUT, GRAD]);
+    const r = await s.run({ ...this.bound, [INPUT]: this.images(req.x), [LABEL_MASK_INPUT]: new ort.Tensor('float32', mask, [n, k]) }, [LOGITS, MARGIN_OUTPUT, GRAD]);
     return { logits: floats(r[LOGITS]), loss: floats(r[MARGIN_OUTPUT]), grad: floats(r[GRAD]) };
   }
 
   /** Deterministic: the ids and step that randomised oracles seed from are not needed. */
   async logits(x: Float32Array, _ids?: readonly number[], _step?: number): Promise<Float32Array> {
     const s = await this.session('forward');
-    const r = await s.run({ [INPUT]: this.images(x) }, [LOGITS]);
+    const r = await s.run({ ...this.bound, [INPUT]: this.images(x) }, [LOGITS]);
     return floats(r[LOGITS]);
   }
 

@@ -58,6 +58,8 @@ export interface StageRun {
   intraOpThreads?: number;
   /** plain log lines (non-terminal progress, evaluations); default stderr */
   log?: (line: string) => void;
+  /** called with the trainer before its first step (e.g. for data made against the model being trained) */
+  onTrainer?: (trainer: Trainer) => void;
 }
 
 export interface StageResult {
@@ -147,6 +149,7 @@ export async function runStage(r: StageRun): Promise<StageResult> {
         },
     onEval: (e) => log(`${r.label}: eval at step ${e.step}: loss ${e.loss.toFixed(4)}${e.accuracy !== undefined ? ` top-1 ${(100 * e.accuracy).toFixed(2)}%` : ''}${e.psnr !== undefined ? ` PSNR ${e.psnr.toFixed(2)} dB` : ''} (${e.images} images)`),
   });
+  r.onTrainer?.(trainer);
   if (resumedFrom !== undefined) log(`${r.label}: resuming from step ${resumedFrom} of ${total} (${checkpointPath})`);
   try {
     const train = await trainer.run();

@@ -5,7 +5,9 @@ import { UserError } from '../util/errors';
 import { Normalisation, canonicalClassifier, composeDefended, imageGeometry, imageInput, reconstructionOutput } from './compose';
 import { DECODER_PREFIX, ENCODER_PREFIX, assertEncoderFrozen } from './frozen';
 import { StageResult, StageRun, runStage } from './run-stage';
+import { Trainer } from '../training/trainer';
 import { adversarialDataset } from './recipes/adversarial-data';
+import { currentDefendedSource, frozenClassifierSource } from './recipes/adversarial-source';
 import { withInputNoise } from './recipes/noise-graph';
 import { STAGE2_RECIPE_METADATA, Stage2Recipe, checkRecipe, recipeRecord } from './recipes/recipe';
 
@@ -84,7 +86,15 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   const recipe = checkRecipe(r.recipe ?? { name: `paper-${r.loss}`, loss: r.loss, description: `the paper's stage 2 (${r.loss})` });
   const front = recipe.noise ? withInputNoise(ae, recipe.noise, r.settings.seed) : ae;
   const model = recipe.loss === 'mse' ? front : composeDefended(front, f, 's2snet_training');
-  const adversarial = recipe.adversarial ? adversarialDataset(r.train, f, recipe.adversarial, r.settings.seed) : undefined;
+  // Examples against the current f ∘ s read the trainer's values at each batch.
+  let trainer: Trainer | undefined;
+  const current = () => {
+    if (!trainer) throw new Error('stage 2: adversarial examples of f ∘ s were asked for before training started');
+    return trainer.values();
+  };
+  const threads = r.intraOpThreads || 1;
+  const source = recipe.adversarial && (recipe.adversarial.against === 'f' ? frozenClassifierSource(f, threads) : currentDefendedSource(ae, f, current, threads));
+  const adversarial = recipe.adversarial && source ? adversarialDataset(r.train, source, recipe.adversarial, r.settings.seed) : undefined;
   const train = adversarial ?? r.train;
   const loss =
     recipe.loss === 'ce'
@@ -95,7 +105,16 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
 
   let result: StageResult;
   try {
-    result = await runStage({ ...r, train, dataTag: `${r.dataTag}|recipe=${JSON.stringify(recipe)}`, model, artifacts: { requiresGrad: trained, input: 'input', loss } });
+    result = await runStage({
+      ...r,
+      train,
+      dataTag: `${r.dataTag}|recipe=${JSON.stringify(recipe)}`,
+      model,
+      artifacts: { requiresGrad: trained, input: 'input', loss },
+      onTrainer: (t) => {
+        trainer = t;
+      },
+    });
   } finally {
     await adversarial?.release();
   }

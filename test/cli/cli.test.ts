@@ -58,6 +58,9 @@ describe('s2s CLI', () => {
     [['train', 'classifier', '--out', '/tmp/x.onnx', '--epochs', 'two'], "s2s: --epochs expects an integer ≥ 1, got 'two'"],
     [['train', 'set', '--classifier', 'a', '--autoencoder', 'b', '--s2snet', 'c', '--out', 'd', '--fpr', 'x'], "s2s: --fpr expects a number ≥ 0, got 'x'"],
     [['train', 'classifier', '--out', '/tmp/x.onnx', '--bogus'], "s2s: unknown option '--bogus' (see --help)"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--adv-eps', '0.2:0.1'], "s2s: --adv-eps expects ε_max or ε_min:ε_max in [0, 1] with ε_min ≤ ε_max and ε_max > 0, got '0.2:0.1'"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--adv-fraction', '1.5'], "s2s: --adv-fraction must be in (0, 1], got '1.5'"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'denoise', '--adv-eps', '0.05'], "s2s: recipe 'denoise(pgd-5:0-0.05 vs defended, 0.5)': adversarial inputs need a classifier loss (ce or kl), not mse"],
     [['info'], "s2s: missing required argument 'model' (see --help)"],
     [['nope'], "s2s: unknown command 'nope' (see --help)"],
   ])('%j is one line and exit 2', (args, line) => {

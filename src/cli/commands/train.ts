@@ -19,7 +19,7 @@ import { holdoutSplit } from '../../pipeline/splits';
 import { trainAutoencoder } from '../../pipeline/train-autoencoder';
 import { trainClassifier } from '../../pipeline/train-classifier';
 import { S2SLoss, trainS2SNet } from '../../pipeline/train-s2snet';
-import { RECIPE_NAMES, recipeByName } from '../../pipeline/recipes/catalogue';
+import { AdversarialOverrides, RECIPE_NAMES, recipeByName } from '../../pipeline/recipes/catalogue';
 import { STAGE2_RECIPE_METADATA } from '../../pipeline/recipes/recipe';
 
 /**
@@ -64,6 +64,25 @@ function numbers(v: string | undefined, flag: string): number[] | undefined {
   const xs = v.split(',').map((s) => Number(s.trim()));
   if (xs.length === 0 || xs.some((x) => !Number.isFinite(x))) throw new UserError(`${flag} expects comma-separated numbers, got '${v}'`);
   return xs;
+}
+
+type AdvOpts = { advEps?: string; advIterations?: string; advAttack?: 'fgsm' | 'pgd'; advFraction?: string; advAgainst?: 'f' | 'defended' };
+
+/** `--adv-*`: the recipe's adversarial inputs; `--adv-eps` is ε_max or ε_min:ε_max (per image ε ~ U(ε_min, ε_max)). */
+function adversarialOverrides(o: AdvOpts): AdversarialOverrides {
+  let epsMin: number | undefined;
+  let epsMax: number | undefined;
+  if (o.advEps !== undefined) {
+    const parts = o.advEps.split(':');
+    const xs = parts.map((p) => Number(p));
+    if (parts.length > 2 || xs.some((x) => !Number.isFinite(x) || x < 0 || x > 1) || (xs.length === 2 && xs[0] > xs[1]) || xs[xs.length - 1] === 0) {
+      throw new UserError(`--adv-eps expects ε_max or ε_min:ε_max in [0, 1] with ε_min ≤ ε_max and ε_max > 0, got '${o.advEps}'`);
+    }
+    [epsMin, epsMax] = xs.length === 2 ? xs : [0, xs[0]];
+  }
+  const fraction = positive(o.advFraction, '--adv-fraction');
+  if (fraction !== undefined && !(fraction > 0 && fraction <= 1)) throw new UserError(`--adv-fraction must be in (0, 1], got '${o.advFraction}'`);
+  return { epsMin, epsMax, iterations: int(o.advIterations, '--adv-iterations', 1), attack: o.advAttack, fraction, against: o.advAgainst };
 }
 
 /** Command defaults are the committed recipe's settings for that stage. */
@@ -217,19 +236,25 @@ export function register(program: Command): void {
       .addOption(new Option('--recipe <name>', 'a named stage-2 recipe (docs/recipes.md); overrides --loss').choices([...RECIPE_NAMES]))
       .option('--noise-sigma <s>', "the recipe's input-noise σ (adds Gaussian noise to a recipe without any)")
       .addOption(new Option('--noise-kind <k>', "the recipe's input-noise distribution").choices(['gaussian', 'uniform', 'sign']))
+      .option('--adv-eps <eps>', "the recipe's adversarial ε: ε_max, or ε_min:ε_max (per image ε ~ U(ε_min, ε_max)); adds adversarial inputs against the current f ∘ s to a recipe without any")
+      .option('--adv-iterations <k>', 'PGD iterations of the adversarial inputs')
+      .addOption(new Option('--adv-attack <a>', 'how the adversarial inputs are made').choices(['fgsm', 'pgd']))
+      .option('--adv-fraction <p>', 'fraction of each batch made adversarial (the rest stays clean)')
+      .addOption(new Option('--adv-against <m>', 'f: the frozen classifier; defended: the current f ∘ s').choices(['f', 'defended']))
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')
       .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)')
       .option('--train-encoder', "a variant outside the paper's structure: train the encoder with the decoder (f stays frozen)"),
     RECIPE_DEFAULTS.s2snet,
-  ).action(async (o: CommonOpts & { classifier: string; autoencoder: string; loss: S2SLoss; recipe?: string; noiseSigma?: string; noiseKind?: 'gaussian' | 'uniform' | 'sign'; mean: string; std: string; defended?: string; trainEncoder?: boolean }) => {
-    const classifier = loadModel(o.classifier);
-    const autoencoder = loadModel(o.autoencoder);
+  ).action(async (o: CommonOpts & AdvOpts & { classifier: string; autoencoder: string; loss: S2SLoss; recipe?: string; noiseSigma?: string; noiseKind?: 'gaussian' | 'uniform' | 'sign'; mean: string; std: string; defended?: string; trainEncoder?: boolean }) => {
+    // Options first, so a mistyped one fails before any model or data is read.
     const normalisation: Normalisation = { mean: numbers(o.mean, '--mean')!, std: numbers(o.std, '--std')! };
     if (normalisation.std.some((v) => v <= 0)) throw new UserError('--std values must be positive');
     const sigma = o.noiseSigma === undefined ? undefined : positive(o.noiseSigma, '--noise-sigma');
     if (sigma !== undefined && !(sigma <= 1)) throw new UserError(`--noise-sigma must be in (0, 1], got ${o.noiseSigma}`);
-    const recipe = recipeByName(o.recipe ?? `paper-${o.loss}`, { sigma, noiseKind: o.noiseKind });
+    const recipe = recipeByName(o.recipe ?? `paper-${o.loss}`, { sigma, noiseKind: o.noiseKind, adversarial: adversarialOverrides(o) });
+    const classifier = loadModel(o.classifier);
+    const autoencoder = loadModel(o.autoencoder);
     const data = await trainingData(o, recipe.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
     const r = await trainS2SNet({
       ...common(o),

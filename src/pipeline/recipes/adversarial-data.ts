@@ -1,27 +1,28 @@
-import { GradientOracle, OnnxGradientOracle } from '../../attacks/oracle';
+import { GradientOracle } from '../../attacks/oracle';
 import { streamRng } from '../../attacks/seeding';
-import { Graph } from '../../onnx/graph';
 import { Dataset } from '../../training/dataset';
+import { AdversarialSource } from './adversarial-source';
 import { AdversarialInputs } from './recipe';
 
 /**
  * Training batches in which a fraction of the images are replaced by
- * adversarial examples of the frozen classifier f, made afresh for every
- * batch (a guided denoiser in the manner of Liao et al. 2018's HGD: the
- * decoder learns to undo what moves f). Per image ε ~ U(0, epsMax), so the
- * decoder sees small and large perturbations; FGSM is one gradient of f per
- * image, PGD `iterations` of them from a random start with step 2.5·ε/iterations.
- * The chosen images are the first ones of each (already shuffled) batch.
- * Draws are seeded by (seed, batch number, row): a fresh run repeats exactly.
+ * adversarial examples made afresh for every batch, against the model the
+ * source names: the frozen classifier f (a guided denoiser in the manner of
+ * Liao et al. 2018's HGD: the decoder learns to undo what moves f), or the
+ * current f ∘ s (adversarial training of the decoder, Madry et al. 2018,
+ * with the rest of the network frozen). Per image ε ~ U(epsMin, epsMax), so
+ * the decoder sees small and large perturbations; FGSM is one gradient per
+ * image, PGD `iterations` of them from a random start with step
+ * 2.5·ε/iterations. The chosen images are the first ones of each (already
+ * shuffled) batch. Draws are seeded by (seed, batch number, row): a fresh run
+ * repeats exactly.
  */
-export function adversarialDataset(base: Dataset, classifier: Graph, o: AdversarialInputs, seed: number): Dataset & { release(): Promise<void>; oracle: GradientOracle } {
-  const oracle = OnnxGradientOracle.fromForward('f (adversarial inputs)', classifier, { intraOpThreads: 1 });
+export function adversarialDataset(base: Dataset, source: AdversarialSource, o: AdversarialInputs, seed: number): Dataset & { release(): Promise<void> } {
   const per = base.shape.reduce((a, b) => a * b, 1);
   let batchNo = 0;
   return {
     size: base.size,
     shape: [...base.shape],
-    oracle,
     async get(indices: number[]) {
       const b = await base.get(indices);
       if (!b.labels) throw new Error('adversarial stage-2 inputs need labels');
@@ -31,7 +32,10 @@ export function adversarialDataset(base: Dataset, classifier: Graph, o: Adversar
       const x0 = b.images.slice(0, count * per);
       const labels = Int32Array.from(b.labels.subarray(0, count), (v) => Number(v));
       const ids = indices.slice(0, count);
-      const eps = Float64Array.from({ length: count }, (_, i) => streamRng(seed, 'stage2-adv-eps', call, i).uniform() * o.epsMax);
+      const lo = o.epsMin ?? 0;
+      const eps = Float64Array.from({ length: count }, (_, i) => lo + streamRng(seed, 'stage2-adv-eps', call, i).uniform() * (o.epsMax - lo));
+      // One snapshot of the model per batch: every step of the attack sees the same weights.
+      const oracle: GradientOracle = source.oracle();
       const adv = Float32Array.from(x0);
       const steps = o.attack === 'fgsm' ? 1 : o.iterations;
       if (o.attack === 'pgd') {
@@ -53,7 +57,7 @@ export function adversarialDataset(base: Dataset, classifier: Graph, o: Adversar
       images.set(adv, 0);
       return { images, labels: b.labels };
     },
-    release: () => oracle.release(),
+    release: () => source.release(),
   };
 }
 

@@ -24,12 +24,29 @@ export const RECIPES: readonly Stage2Recipe[] = [
     adversarial: { against: 'f', attack: 'fgsm', epsMax: 0.1, iterations: 1, fraction: 0.5 },
     description: 'classifier-guided denoiser (HGD-like): half of each batch FGSM examples of f with ε ~ U(0, 0.1) made afresh every step, CE(f(s(x′)), y) on them and on the clean half',
   },
+  {
+    name: 'adversarial-fs',
+    loss: 'ce',
+    adversarial: { against: 'defended', attack: 'pgd', epsMin: 0, epsMax: 0.1, iterations: 5, fraction: 0.5 },
+    description:
+      'adversarial training of the decoder (Madry et al. 2018 with encoder and f frozen): half of each batch PGD-5 examples of the current f ∘ s with ε ~ U(0, 0.1) made afresh every step, CE(f(s(x′)), y) on them and on the clean half',
+  },
 ];
 
 export const RECIPE_NAMES = RECIPES.map((r) => r.name);
 
-/** A named recipe, with `--noise-sigma` style overrides applied. */
-export function recipeByName(name: string, overrides: { sigma?: number; noiseKind?: 'gaussian' | 'uniform' | 'sign' } = {}): Stage2Recipe {
+/** `--adv-*` overrides of a recipe's adversarial inputs (a recipe without them gets them against f ∘ s). */
+export interface AdversarialOverrides {
+  epsMin?: number;
+  epsMax?: number;
+  iterations?: number;
+  attack?: 'fgsm' | 'pgd';
+  fraction?: number;
+  against?: 'f' | 'defended';
+}
+
+/** A named recipe, with `--noise-sigma` and `--adv-*` style overrides applied. */
+export function recipeByName(name: string, overrides: { sigma?: number; noiseKind?: 'gaussian' | 'uniform' | 'sign'; adversarial?: AdversarialOverrides } = {}): Stage2Recipe {
   const base = RECIPES.find((r) => r.name === name);
   if (!base) throw new UserError(`unknown stage-2 recipe '${name}' (known: ${RECIPE_NAMES.join(', ')})`);
   const r: Stage2Recipe = { ...base, noise: base.noise ? { ...base.noise } : undefined, adversarial: base.adversarial ? { ...base.adversarial } : undefined };
@@ -38,6 +55,16 @@ export function recipeByName(name: string, overrides: { sigma?: number; noiseKin
     r.name = `${r.name}(${r.noise.kind}:${r.noise.sigma})`;
     // The catalogue's description names its own noise; say what this one draws instead.
     r.description = `${base.description} — overridden: input noise ${r.noise.kind} of scale ${r.noise.sigma}`;
+  }
+  const o = overrides.adversarial;
+  if (o && Object.values(o).some((v) => v !== undefined)) {
+    const a = { ...(r.adversarial ?? { against: 'defended', attack: 'pgd', epsMin: 0, epsMax: 0.1, iterations: 5, fraction: 0.5 }) };
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) (a as Record<string, unknown>)[k] = v;
+    if (a.attack === 'fgsm') a.iterations = 1;
+    r.adversarial = a;
+    const eps = a.epsMin === a.epsMax ? `${a.epsMax}` : `${a.epsMin ?? 0}-${a.epsMax}`;
+    r.name = `${r.name}(${a.attack}${a.attack === 'pgd' ? `-${a.iterations}` : ''}:${eps} vs ${a.against}, ${a.fraction})`;
+    r.description = `${r.description} — overridden: adversarial inputs ${a.attack}${a.attack === 'pgd' ? ` ${a.iterations} iterations` : ''}, ε ~ U(${a.epsMin ?? 0}, ${a.epsMax}), against ${a.against === 'f' ? 'f' : 'the current f ∘ s'}, fraction ${a.fraction} of each batch`;
   }
   return checkRecipe(r);
 }

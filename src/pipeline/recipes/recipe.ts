@@ -13,17 +13,23 @@ import { UserError } from '../../util/errors';
  * - `noise`: x' = clip(x + n) with n drawn afresh for every image of every
  *   step (inside the training graph: noise-graph.ts);
  * - `adversarial`: x' is, for a fraction of each batch, an FGSM/PGD example
- *   of the frozen classifier f with ε drawn uniformly per image
- *   (adversarial-data.ts), the other images clean — their CE term is what
- *   keeps clean accuracy.
+ *   with ε drawn uniformly per image (adversarial-data.ts) — of the frozen
+ *   classifier f, or of the current f ∘ s (the decoder as trained so far:
+ *   adversarial training of the decoder) — the other images clean; their CE
+ *   term is what keeps clean accuracy.
  */
 export type RecipeLoss = 'ce' | 'kl' | 'mse';
 
 export interface AdversarialInputs {
-  /** the model whose gradients make the examples: the frozen classifier */
-  against: 'f';
+  /**
+   * The model whose gradients make the examples: 'f', the frozen classifier
+   * (a guided denoiser); 'defended', the current f ∘ s — the decoder's values
+   * of the step being trained, with its BatchNorm in inference form, as served.
+   */
+  against: 'f' | 'defended';
   attack: 'fgsm' | 'pgd';
-  /** per image ε ~ U(0, epsMax) */
+  /** per image ε ~ U(epsMin, epsMax); epsMin defaults to 0 */
+  epsMin?: number;
   epsMax: number;
   /** PGD iterations (fgsm: 1) */
   iterations: number;
@@ -45,7 +51,10 @@ export function checkRecipe(r: Stage2Recipe): Stage2Recipe {
   const a = r.adversarial;
   if (a) {
     if (r.loss === 'mse') throw new UserError(`recipe '${r.name}': adversarial inputs need a classifier loss (ce or kl), not mse`);
+    if (a.against !== 'f' && a.against !== 'defended') throw new UserError(`recipe '${r.name}': adversarial examples are made against 'f' or 'defended', got '${String(a.against)}'`);
+    if (a.attack !== 'fgsm' && a.attack !== 'pgd') throw new UserError(`recipe '${r.name}': adversarial attack must be fgsm or pgd, got '${String(a.attack)}'`);
     if (!(a.epsMax > 0 && a.epsMax <= 1)) throw new UserError(`recipe '${r.name}': adversarial epsMax must be in (0, 1], got ${a.epsMax}`);
+    if (a.epsMin !== undefined && !(a.epsMin >= 0 && a.epsMin <= a.epsMax)) throw new UserError(`recipe '${r.name}': adversarial epsMin must be in [0, epsMax], got ${a.epsMin}`);
     if (!(a.fraction > 0 && a.fraction <= 1)) throw new UserError(`recipe '${r.name}': adversarial fraction must be in (0, 1], got ${a.fraction}`);
     if (!(Number.isInteger(a.iterations) && a.iterations >= 1)) throw new UserError(`recipe '${r.name}': adversarial iterations must be a positive integer`);
   }

@@ -1,0 +1,107 @@
+import { join } from 'node:path';
+import { OnnxGradientOracle } from '../../src/attacks/oracle';
+import { loadFashionMnist } from '../../src/data/fashionMnist';
+import { loadModel } from '../../src/onnx/io';
+import { TensorData } from '../../src/onnx/tensor';
+import { composeDefended } from '../../src/pipeline/compose';
+import { DECODER_PREFIX } from '../../src/pipeline/frozen';
+import { adversarialDataset } from '../../src/pipeline/recipes/adversarial-data';
+import { currentDefendedSource } from '../../src/pipeline/recipes/adversarial-source';
+import { recipeByName } from '../../src/pipeline/recipes/catalogue';
+import { AdversarialInputs } from '../../src/pipeline/recipes/recipe';
+import { runningStatistics } from '../../src/training/params';
+
+/**
+ * Adversarial inputs against the current f ∘ s: the source must answer for
+ * the decoder values it is handed at each batch (not the ones it was built
+ * with), and the examples must be adversarial for that model, inside their ε.
+ */
+const models = join(__dirname, '..', '..', 'models', 'fashion-mnist');
+const data = join(__dirname, '..', 'fixtures', 'fashion-mnist-small');
+
+describe('adversarial inputs against the current f ∘ s', () => {
+  const f = loadModel(join(models, 'classifier.onnx'));
+  const ae = loadModel(join(models, 'autoencoder.onnx'));
+  const s2snet = loadModel(join(models, 's2snet.onnx'));
+  const live = [...ae.initializers.keys()].filter((n) => n.startsWith(DECODER_PREFIX));
+  const decoderOf = (g: typeof ae) => new Map<string, TensorData>(live.map((n) => [n, g.initializers.get(n)!]));
+  const train = loadFashionMnist({ dir: data, split: 'train' });
+
+  it('the live decoder graph covers the decoder parameters and its running statistics', () => {
+    const stats = [...runningStatistics(ae)].filter((n) => n.startsWith(DECODER_PREFIX));
+    expect(stats.length).toBeGreaterThan(0);
+    for (const n of stats) expect(live).toContain(n);
+  });
+
+  it('answers for the values bound at each batch: the autoencoder decoder gives f ∘ AE, the S2SNet decoder f ∘ s', async () => {
+    let current = decoderOf(ae);
+    const source = currentDefendedSource(ae, f, () => current);
+    const fAe = OnnxGradientOracle.fromForward('f ∘ AE', composeDefended(ae, f), { intraOpThreads: 1 });
+    const fS = OnnxGradientOracle.fromForward('f ∘ s', composeDefended(s2snet, f), { intraOpThreads: 1 });
+    try {
+      const b = await train.get([0, 1, 2, 3]);
+      const max = (a: Float32Array, c: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+      const withAe = await source.oracle().logits(b.images, [0, 1, 2, 3], 0);
+      expect(max(withAe, await fAe.logits(b.images))).toBeLessThan(1e-4);
+      current = decoderOf(s2snet);
+      const withS = await source.oracle().logits(b.images, [0, 1, 2, 3], 0);
+      expect(max(withS, await fS.logits(b.images))).toBeLessThan(1e-4);
+      // The two decoders are different models: the check above would not pass by accident.
+      expect(max(withS, withAe)).toBeGreaterThan(1e-2);
+    } finally {
+      await source.release();
+      await fAe.release();
+      await fS.release();
+    }
+  });
+
+  it('PGD examples of the current f ∘ s raise its loss, stay within each image ε, and leave the clean rows as they were', async () => {
+    const o: AdversarialInputs = { against: 'defended', attack: 'pgd', epsMin: 0.03, epsMax: 0.06, iterations: 5, fraction: 0.5 };
+    const source = currentDefendedSource(ae, f, () => decoderOf(s2snet));
+    const ds = adversarialDataset(train, source, o, 3);
+    const judge = OnnxGradientOracle.fromForward('f ∘ s', composeDefended(s2snet, f), { intraOpThreads: 1 });
+    try {
+      const idx = Array.from({ length: 16 }, (_, i) => i);
+      const clean = await train.get(idx);
+      const adv = await ds.get(idx);
+      const per = 784;
+      const labels = Int32Array.from(clean.labels!, Number);
+      const loss = async (x: Float32Array) => (await judge.gradient({ x, labels, loss: 'cross-entropy', ids: idx, step: 0 })).loss;
+      const [l0, l1] = [await loss(clean.images), await loss(adv.images)];
+      let raised = 0;
+      for (let i = 0; i < 16; i++) {
+        let linf = 0;
+        for (let p = i * per; p < (i + 1) * per; p++) {
+          linf = Math.max(linf, Math.abs(adv.images[p] - clean.images[p]));
+          expect(adv.images[p]).toBeGreaterThanOrEqual(0);
+          expect(adv.images[p]).toBeLessThanOrEqual(1);
+        }
+        if (i < 8) {
+          expect(linf).toBeLessThanOrEqual(0.06 + 1e-6);
+          expect(linf).toBeGreaterThan(0.03 - 1e-6);
+          if (l1[i] > l0[i]) raised++;
+        } else {
+          expect(linf).toBe(0);
+          expect(l1[i]).toBeCloseTo(l0[i], 5);
+        }
+      }
+      expect(raised).toBe(8);
+      expect(Array.from(adv.labels!)).toEqual(Array.from(clean.labels!));
+    } finally {
+      await ds.release();
+      await judge.release();
+    }
+  });
+
+  it('--adv-* overrides: a recipe without adversarial inputs gets them against the current f ∘ s, and the name says so', () => {
+    const r = recipeByName('paper-ce', { adversarial: { epsMax: 0.08, epsMin: 0.02 } });
+    expect(r.adversarial).toEqual({ against: 'defended', attack: 'pgd', epsMin: 0.02, epsMax: 0.08, iterations: 5, fraction: 0.5 });
+    expect(r.name).toBe('paper-ce(pgd-5:0.02-0.08 vs defended, 0.5)');
+    const g = recipeByName('adversarial-fs', { adversarial: { attack: 'fgsm', epsMax: 0.05, epsMin: 0.05 } });
+    expect(g.adversarial).toMatchObject({ attack: 'fgsm', iterations: 1, epsMin: 0.05, epsMax: 0.05 });
+    expect(g.name).toBe('adversarial-fs(fgsm:0.05 vs defended, 0.5)');
+    expect(g.description).toMatch(/overridden: adversarial inputs fgsm, ε ~ U\(0\.05, 0\.05\), against the current f ∘ s, fraction 0\.5 of each batch$/);
+    expect(recipeByName('adversarial-fs', {}).name).toBe('adversarial-fs');
+    expect(() => recipeByName('adversarial-f', { adversarial: { epsMin: 0.2 } })).toThrow(/epsMin must be in \[0, epsMax\]/);
+  });
+});
