@@ -8,8 +8,11 @@ import { GradientOracle, OnnxGradientOracle } from '../attacks/oracle';
 import { streamRng, streamSeed } from '../attacks/seeding';
 import { openData } from '../pipeline/data';
 import { Progress, progressBar, silentProgress } from '../pipeline/progress';
+import { klScores } from '../pipeline/scores';
 import { ProviderChoice } from '../runtime/providers';
 import { UserError } from '../util/errors';
+import { flagged } from './detection';
+import { ENSEMBLE_DETECTOR, EnsembleDetection, EnsembleDetectionRow, combinedDetection, detectionRow, detectorJudges } from './ensemble-detection';
 import { ForwardSessions, loadEvalModels } from './models';
 import { selectRows } from './selection';
 import { ModelKey } from './settings';
@@ -119,6 +122,8 @@ export interface EnsembleOptions {
 }
 
 export const ENSEMBLE_SCHEMA = 's2s-ensemble-results';
+/** 2 added `detection`; version 1 documents (without it) still read. */
+export const ENSEMBLE_VERSION = 2;
 
 export interface MemberRecord {
   member: MemberName;
@@ -162,7 +167,7 @@ export interface EnsembleComparison {
 
 export interface EnsembleResults {
   schema: typeof ENSEMBLE_SCHEMA;
-  version: 1;
+  version: 1 | typeof ENSEMBLE_VERSION;
   modelSet: { name: string; version: string; files: Record<string, string> };
   data: { source: string; size: number; selected: number; limit: number | null };
   config: {
@@ -180,6 +185,8 @@ export interface EnsembleResults {
   combined: EnsembleRow[];
   /** f ∘ s against f ∘ AE, paired on the same images (when both were run) */
   comparisons: EnsembleComparison[];
+  /** the KL detector against the final adversarial examples (ensemble-detection.ts); null when the set has no S2SNet, absent before version 2 */
+  detection?: EnsembleDetection | null;
   run: { tool: string; startedAt: string; seconds: number; cpuSeconds: number; gradientPasses: number; batchSize: number };
 }
 
@@ -243,14 +250,31 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
     ids.forEach((id, i) => addNoise(v, i * per, per, o.noise!, streamRng(o.seed, 'ensemble-noise', purpose, id), out, i * per));
     return out;
   };
-  /** 1 where the judged model is right on v's images, which are the selected images at `positions` */
-  const judge = async (target: ModelKey, v: Float32Array, positions: number[], purpose: string) => {
-    const out = new Uint8Array(positions.length);
+  /** v's images (the selected images at `positions`) a batch at a time: the slice, its positions, its offset */
+  const batched = async (v: Float32Array, positions: number[], each: (u: Float32Array, idx: number[], offset: number) => Promise<void>) => {
     for (let s = 0; s < positions.length; s += batchSize) {
       const idx = positions.slice(s, s + batchSize);
-      const z = (await forward.run(target, noisy(v.subarray(s * per, (s + idx.length) * per), idx.map((i) => rows[i]), purpose))).logits;
-      for (let j = 0; j < idx.length; j++) out[s + j] = argmax(z, k, j) === y[idx[j]] ? 1 : 0;
+      await each(v.subarray(s * per, (s + idx.length) * per), idx, s);
     }
+  };
+  /** 1 where the judged model is right on v's images */
+  const judge = async (target: ModelKey, v: Float32Array, positions: number[], purpose: string) => {
+    const out = new Uint8Array(positions.length);
+    await batched(v, positions, async (u, idx, s) => {
+      const z = (await forward.run(target, noisy(u, idx.map((i) => rows[i]), purpose))).logits;
+      for (let j = 0; j < idx.length; j++) out[s + j] = argmax(z, k, j) === y[idx[j]] ? 1 : 0;
+    });
+    return out;
+  };
+  // The service's detector: f sees the input as received, f ∘ s the noise drawn for `purpose` (the judged model's own draw).
+  const threshold = models.graphs.fs ? m.detection.threshold : null;
+  const detectorScores = async (v: Float32Array, positions: number[], purpose: string) => {
+    const out = new Float64Array(positions.length);
+    await batched(v, positions, async (u, idx, s) => {
+      const fx = (await forward.run('f', u)).logits;
+      const fsx = (await forward.run('fs', noisy(u, idx.map((i) => rows[i]), purpose))).logits;
+      out.set(klScores(fx, fsx, k), s);
+    });
     return out;
   };
 
@@ -263,6 +287,9 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
   let passes = 0;
   const cleanRecords: EnsembleResults['clean'] = [];
   const resultRows: EnsembleRow[] = [];
+  const detects = (s: EnsembleSetting) => threshold !== null && detectorJudges(s.target);
+  let cleanScores: Float64Array | null = null;
+  const detectionRows: EnsembleDetectionRow[] = [];
   try {
     const cleanOk = new Map<ModelKey, Uint8Array>();
     for (const t of new Set(o.settings.map((s) => s.target))) {
@@ -271,15 +298,25 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
       const c = ok.reduce((a, b) => a + b, 0);
       cleanRecords.push({ model: t, n, correct: c, accuracy: c / n, ci: wilson(c, n) });
     }
+    // the clean image's noise is the draw f ∘ s was judged on clean
+    if (o.settings.some(detects)) cleanScores = await detectorScores(x, [...rows.keys()], 'clean:fs');
     for (const setting of o.settings) {
       for (const eps of o.eps) {
         const robust = Uint8Array.from(cleanOk.get(setting.target)!);
         const members: MemberRecord[] = [];
+        const madeKey = (name: MemberName, i: number) => `${name}|${setting.source}|${eps}|${rows[i]}`;
+        const gather = (name: MemberName, positions: number[]) => {
+          const v = new Float32Array(positions.length * per);
+          positions.forEach((i, j) => v.set(made.get(madeKey(name, i))!, j * per));
+          return v;
+        };
+        /** per image, the member whose example is the ensemble's final one: the breaker, or the last for survivors */
+        const finalBy: (MemberName | null)[] = new Array(n).fill(null);
         for (const name of o.members) {
           const t0 = Date.now();
           const attack = attacks.get(name)!;
           const todo = [...robust.keys()].filter((i) => robust[i]);
-          const key = (i: number) => `${name}|${setting.source}|${eps}|${rows[i]}`;
+          const key = (i: number) => madeKey(name, i);
           const missing = todo.filter((i) => !made.has(key(i)));
           const oracle = oracleFor(setting.source, name);
           for (let s = 0; s < missing.length; s += batchSize) {
@@ -292,9 +329,8 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
             progress.tick(idx.length);
           }
           progress.tick(n - missing.length);
-          const advAll = new Float32Array(todo.length * per);
-          todo.forEach((i, j) => advAll.set(made.get(key(i))!, j * per));
-          const ok = await judge(setting.target, advAll, todo, `${setting.name}:${name}:${eps}`);
+          todo.forEach((i) => (finalBy[i] = name));
+          const ok = await judge(setting.target, gather(name, todo), todo, `${setting.name}:${name}:${eps}`);
           let broken = 0;
           todo.forEach((i, j) => {
             if (!ok[j]) {
@@ -306,6 +342,15 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
           members.push({ member: name, attacked: todo.length, broken, accuracyAfter: left / n, seconds: (Date.now() - t0) / 1000 });
         }
         resultRows.push(row(setting.name, setting.source, setting.target, eps, n, cleanOk.get(setting.target)!, robust, members));
+        if (detects(setting) && cleanScores) {
+          const adversarial: (number | null)[] = new Array(n).fill(null);
+          for (const name of o.members) {
+            const mine = [...finalBy.keys()].filter((i) => finalBy[i] === name);
+            const sc = await detectorScores(gather(name, mine), mine, `${setting.name}:${name}:${eps}`);
+            mine.forEach((i, j) => (adversarial[i] = sc[j]));
+          }
+          detectionRows.push(detectionRow({ setting: setting.name, eps, threshold: threshold!, clean: cleanScores, adversarial, cleanOk: cleanOk.get(setting.target)!, robust }));
+        }
       }
     }
   } finally {
@@ -344,11 +389,22 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
       comparisons.push({ eps, a, b, onlyA: c.onlyA, onlyB: c.onlyB, p: mcnemar(c.onlyA, c.onlyB) });
     }
   }
+  let detection: EnsembleDetection | null = null;
+  if (cleanScores && threshold !== null) {
+    const combinedRows = ENSEMBLE_COMBINED.flatMap((c) =>
+      o.eps.flatMap((eps) => {
+        const parts = c.of.map((s) => detectionRows.find((r) => r.setting === s && r.eps === eps));
+        return parts.every(Boolean) ? [combinedDetection(c.name, eps, parts as EnsembleDetectionRow[])] : [];
+      }),
+    );
+    const clean = Array.from(cleanScores);
+    detection = { detector: ENSEMBLE_DETECTOR, threshold, clean, cleanFlagged: clean.filter((v) => flagged(v, threshold)).length, rows: detectionRows, combined: combinedRows };
+  }
   const files: Record<string, string> = {};
   for (const [key, ref] of Object.entries(m.files)) if (ref) files[key] = ref.sha256;
   return {
     schema: ENSEMBLE_SCHEMA,
-    version: 1,
+    version: ENSEMBLE_VERSION,
     modelSet: { name: m.name, version: m.version, files },
     data: { source: data.description, size: ds.size, selected: n, limit: o.limit ?? null },
     config: {
@@ -365,6 +421,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
     rows: resultRows,
     combined,
     comparisons,
+    detection,
     run: { tool: 's2s eval --attacks ensemble', startedAt: new Date(started).toISOString(), seconds: (Date.now() - started) / 1000, cpuSeconds: cpuSince(cpu0), gradientPasses: passes, batchSize },
   };
 }

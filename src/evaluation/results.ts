@@ -179,9 +179,9 @@ function aucOf(clean: number[] | undefined, adv: number[]): number | null {
   return rocFromHistograms(clean, adv)?.auc ?? null;
 }
 
-/** Pretty JSON with arrays of numbers on one line (histograms would otherwise take a line per bin). */
+/** Pretty JSON with arrays of numbers (or null, where a value is missing) on one line: histograms and per-image scores would otherwise take a line each. */
 export function formatJson(v: unknown): string {
-  return JSON.stringify(v, null, 1).replace(/\[[-0-9.eE+,\s]*\]/g, (m) => m.replace(/\s+/g, '')) + '\n';
+  return JSON.stringify(v, null, 1).replace(/\[(?:[-0-9.eE+,\s]|null)*\]/g, (m) => m.replace(/\s+/g, '')) + '\n';
 }
 
 export function readResults(path: string): EvalResults {

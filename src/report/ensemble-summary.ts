@@ -1,15 +1,17 @@
 import { readFileSync } from 'node:fs';
-import { ENSEMBLE_COMBINED, ENSEMBLE_SCHEMA, ENSEMBLE_SETTINGS, EnsembleResults, EnsembleRow } from '../evaluation/ensemble';
+import { ENSEMBLE_COMBINED, ENSEMBLE_SCHEMA, ENSEMBLE_SETTINGS, ENSEMBLE_VERSION, EnsembleResults } from '../evaluation/ensemble';
+import { EnsembleDetection } from '../evaluation/ensemble-detection';
 import { UserError } from '../util/errors';
 
 /**
  * An ensemble results.json as Markdown: worst-case robust accuracy per
  * setting and ε first (with 95 % Wilson intervals), then the paired test of
  * f ∘ s against f ∘ AE, then what each member added. Every number comes from
- * the document's counts.
+ * the document's counts. Documents of version 2 add the detector's table.
  */
 const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
-const ci = (r: EnsembleRow) => `${pct(r.accuracy)} [${(100 * r.ci[0]).toFixed(1)}, ${(100 * r.ci[1]).toFixed(1)}]`;
+const ci = (r: { accuracy: number; ci: [number, number] }) => `${pct(r.accuracy)} [${(100 * r.ci[0]).toFixed(1)}, ${(100 * r.ci[1]).toFixed(1)}]`;
+const auc = (v: number | null) => (v === null ? '–' : v.toFixed(3));
 const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
 const table = (header: string[], rows: string[][]) => [line(header), line(header.map(() => '---')), ...rows.map(line)];
 
@@ -22,6 +24,7 @@ export function readEnsembleResults(path: string): EnsembleResults {
   }
   const r = json as EnsembleResults;
   if (r?.schema !== ENSEMBLE_SCHEMA) throw new UserError(`${path} is not an ensemble results file (schema '${String(r?.schema)}')`);
+  if (r.version !== 1 && r.version !== ENSEMBLE_VERSION) throw new UserError(`${path} has ensemble results version ${String(r.version)}; this tool reads versions 1 to ${ENSEMBLE_VERSION}`);
   return r;
 }
 
@@ -71,6 +74,7 @@ export function ensembleMarkdown(r: EnsembleResults): string {
   if (graybox.length) {
     out.push(`Gray-box relative accuracy (robust / clean on f): ${graybox.map((x) => `ε = ${x.eps}: ${x.relative === null ? '–' : x.relative.toFixed(3)}`).join(', ')}.`, '');
   }
+  if (r.detection) out.push(...detectionMarkdown(r, r.detection));
   out.push('Per member (each runs only on the images still robust when its turn comes): images attacked / broken, robust accuracy after it, seconds.', '');
   const memberRows: string[][] = [];
   for (const x of r.rows) {
@@ -79,4 +83,28 @@ export function ensembleMarkdown(r: EnsembleResults): string {
   out.push(...table(['setting', 'ε', ...c.members.map((_, i) => `member ${i + 1}`)], memberRows), '');
   out.push(`Cost: ${r.run.seconds.toFixed(0)} s wall, ${r.run.cpuSeconds.toFixed(0)} CPU s, ${r.run.gradientPasses} gradient passes (image × pass).`, '');
   return out.join('\n');
+}
+
+/** The detector against the final adversarial examples, worst case first, as the main table. */
+function detectionMarkdown(r: EnsembleResults, d: EnsembleDetection): string[] {
+  const robust = (setting: string, eps: number) => [...r.combined, ...r.rows].find((x) => x.setting === setting && x.eps === eps);
+  const rows: string[][] = [];
+  for (const c of d.combined) {
+    const x = robust(c.setting, c.eps);
+    rows.push([`**${c.setting}**`, String(c.eps), '–', '–', '–', x ? ci(x) : '–', ci(c)]);
+  }
+  for (const x of d.rows) {
+    const rate = x.detectionRate === null ? '–' : `${x.flaggedSuccessful} / ${x.successful} (${pct(x.detectionRate)})`;
+    const rr = robust(x.setting, x.eps);
+    rows.push([x.setting, String(x.eps), auc(x.auc), auc(x.aucSuccessful), rate, rr ? ci(rr) : '–', ci(x)]);
+  }
+  return [
+    `Detector (${d.detector}, threshold ${Number(d.threshold.toPrecision(4))}; ${d.cleanFlagged} of ${d.clean.length} clean images flagged) on each image's final adversarial example ` +
+      '(the one of the member that broke it; for an image that survived, the last member\'s): AUC against the clean scores of the images attacked, ' +
+      'over all of them and over the successful examples only; successful examples flagged at the threshold; ' +
+      'worst-case robust accuracy beside the accuracy of an operator who rejects flagged inputs (robust or detected, 95 % Wilson interval):',
+    '',
+    ...table(['setting', 'ε', 'AUC', 'AUC (successful)', 'successful flagged', 'robust', 'robust or detected'], rows),
+    '',
+  ];
 }

@@ -1,10 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeAblationReadme } from '../../src/report/ablation-folder';
 import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
 
 /**
  * The README's worst-case table is `s2s eval summary` of the committed
- * ensemble run, and that run was made on the committed default set.
+ * ensemble run, and that run was made on the committed default set. The
+ * committed runs predate the detector's table (results version 1): they
+ * still read, and the ablation README made from them is unchanged.
  */
 const root = join(__dirname, '..', '..');
 
@@ -25,5 +29,26 @@ describe('README worst-case table', () => {
     // denoiser) play no part in it, but every graph the run recorded must be the committed one.
     for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(results.modelSet.files[key]).toBeDefined();
     for (const [key, sha] of Object.entries(results.modelSet.files)) expect(sha).toBe(files[key]?.sha256);
+  });
+
+  it('reads every committed version-1 run; their summaries have no detector table and the ablation README regenerates byte for byte', () => {
+    const dir = join(root, 'reports', 'fashion-mnist-ablation');
+    const runs = readdirSync(dir).filter((d) => existsSync(join(dir, d, 'ensemble.json')));
+    expect(runs.length).toBeGreaterThanOrEqual(5);
+    for (const d of runs) {
+      const r = readEnsembleResults(join(dir, d, 'ensemble.json'));
+      expect(r.version).toBe(1);
+      expect(ensembleMarkdown(r)).not.toMatch(/robust or detected/);
+    }
+    const copy = mkdtempSync(join(tmpdir(), 's2s-ablation-'));
+    cpSync(dir, copy, { recursive: true });
+    writeAblationReadme(copy);
+    expect(readFileSync(join(copy, 'README.md'), 'utf8')).toBe(readFileSync(join(dir, 'README.md'), 'utf8'));
+  });
+
+  it('refuses a results version newer than it reads', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 's2s-ens-')), 'ensemble.json');
+    writeFileSync(path, JSON.stringify({ ...results, version: 99 }));
+    expect(() => readEnsembleResults(path)).toThrow(/version 99/);
   });
 });
