@@ -9,6 +9,7 @@ import { UserError } from '../util/errors';
 import { IDENTITY_NORMALISATION, Normalisation, canonicalClassifier, composeDefended, imageGeometry } from './compose';
 import { EvalResult, detectionScores, evaluate } from './evaluate';
 import { assertEncoderFrozen } from './frozen';
+import { encoderTrainedVariant } from './recipes/recipe';
 import { writeManifest } from './model-set';
 import { progressBar } from './progress';
 import { flaggedRate, thresholdAt } from './scores';
@@ -63,7 +64,13 @@ export interface Assembled {
 const round = (v: number, digits = 6) => Number(v.toFixed(digits));
 
 export async function assembleModelSet(o: AssembleOptions): Promise<Assembled> {
-  if (o.s2snet) assertEncoderFrozen(o.autoencoder, o.s2snet);
+  if (o.s2snet && !encoderTrainedVariant(o.s2snet)) {
+    try {
+      assertEncoderFrozen(o.autoencoder, o.s2snet);
+    } catch (e) {
+      throw new UserError(`${(e as Error).message}: an S2SNet keeps its autoencoder's encoder unless its stage 2 recorded the --train-encoder variant; pass the autoencoder it was trained from`);
+    }
+  }
   const [c, h, w] = imageGeometry(o.classifier, 'classifier');
   for (const [what, g] of [['autoencoder', o.autoencoder], ['s2snet', o.s2snet]] as const) {
     if (!g) continue;

@@ -93,7 +93,7 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
     return trainer.values();
   };
   const threads = r.intraOpThreads || 1;
-  const source = recipe.adversarial && (recipe.adversarial.against === 'f' ? frozenClassifierSource(f, threads) : currentDefendedSource(ae, f, current, threads));
+  const source = recipe.adversarial && (recipe.adversarial.against === 'f' ? frozenClassifierSource(f, threads) : currentDefendedSource(ae, f, current, threads, recipe.adversarial.gradient));
   const adversarial = recipe.adversarial && source ? adversarialDataset(r.train, source, recipe.adversarial, r.settings.seed) : undefined;
   const train = adversarial ?? r.train;
   const loss =

@@ -10,6 +10,8 @@ import { currentDefendedSource } from '../../src/pipeline/recipes/adversarial-so
 import { recipeByName } from '../../src/pipeline/recipes/catalogue';
 import { AdversarialInputs } from '../../src/pipeline/recipes/recipe';
 import { runningStatistics } from '../../src/training/params';
+import { createSession } from '../../src/runtime/session';
+import * as ort from 'onnxruntime-node';
 
 /**
  * Adversarial inputs against the current f ∘ s: the source must answer for
@@ -41,10 +43,10 @@ describe('adversarial inputs against the current f ∘ s', () => {
     try {
       const b = await train.get([0, 1, 2, 3]);
       const max = (a: Float32Array, c: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
-      const withAe = await source.oracle().logits(b.images, [0, 1, 2, 3], 0);
+      const withAe = await (await source.oracle(0)).logits(b.images, [0, 1, 2, 3], 0);
       expect(max(withAe, await fAe.logits(b.images))).toBeLessThan(1e-4);
       current = decoderOf(s2snet);
-      const withS = await source.oracle().logits(b.images, [0, 1, 2, 3], 0);
+      const withS = await (await source.oracle(0)).logits(b.images, [0, 1, 2, 3], 0);
       expect(max(withS, await fS.logits(b.images))).toBeLessThan(1e-4);
       // The two decoders are different models: the check above would not pass by accident.
       expect(max(withS, withAe)).toBeGreaterThan(1e-2);
@@ -52,6 +54,35 @@ describe('adversarial inputs against the current f ∘ s', () => {
       await source.release();
       await fAe.release();
       await fS.release();
+    }
+  });
+
+  it('BPDA: the gradient is f’s at s(x) for the s of the values bound; alternate takes the true gradient on even batches, BPDA on odd ones', async () => {
+    const source = currentDefendedSource(ae, f, () => decoderOf(s2snet), 1, 'alternate');
+    const fOnly = OnnxGradientOracle.fromForward('f', f, { intraOpThreads: 1 });
+    const fS = OnnxGradientOracle.fromForward('f ∘ s', composeDefended(s2snet, f), { intraOpThreads: 1 });
+    const sOnly = await createSession(s2snet, { intraOpThreads: 1 });
+    try {
+      const idx = [0, 1, 2, 3];
+      const b = await train.get(idx);
+      const labels = Int32Array.from(b.labels!, Number);
+      const req = { x: b.images, labels, loss: 'cross-entropy' as const, ids: idx, step: 0 };
+      const u = (await sOnly.run({ input: new ort.Tensor('float32', b.images, [4, 1, 28, 28]) }, ['reconstruction'])).reconstruction.data as Float32Array;
+      const bpda = await (await source.oracle(1)).gradient(req);
+      const expected = await fOnly.gradient({ ...req, x: u });
+      const max = (a: Float32Array, c: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+      const scale = expected.grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expect(max(bpda.grad, expected.grad)).toBeLessThan(1e-4 * scale);
+      // The logits are the true f(s(x)): BPDA changes the backward pass only.
+      expect(max(bpda.logits, await fS.logits(b.images))).toBeLessThan(1e-4);
+      const through = await (await source.oracle(2)).gradient(req);
+      expect(max(through.grad, (await fS.gradient(req)).grad)).toBeLessThan(1e-4 * scale);
+      expect(max(through.grad, bpda.grad)).toBeGreaterThan(1e-2 * scale);
+    } finally {
+      await source.release();
+      await fOnly.release();
+      await fS.release();
+      await sOnly.release();
     }
   });
 
@@ -102,6 +133,10 @@ describe('adversarial inputs against the current f ∘ s', () => {
     expect(g.name).toBe('adversarial-fs(fgsm:0.05 vs defended, 0.5)');
     expect(g.description).toMatch(/overridden: adversarial inputs fgsm, ε ~ U\(0\.05, 0\.05\), against the current f ∘ s, fraction 0\.5 of each batch$/);
     expect(recipeByName('adversarial-fs', {}).name).toBe('adversarial-fs');
+    const b = recipeByName('adversarial-fs', { adversarial: { gradient: 'bpda' } });
+    expect(b.name).toBe('adversarial-fs(pgd-5:0-0.1 vs defended/bpda, 0.5)');
+    expect(b.description).toMatch(/against the current f ∘ s \(gradient: bpda\)/);
+    expect(() => recipeByName('adversarial-f', { adversarial: { gradient: 'bpda' } })).toThrow(/needs examples against the current f ∘ s/);
     expect(() => recipeByName('adversarial-f', { adversarial: { epsMin: 0.2 } })).toThrow(/epsMin must be in \[0, epsMax\]/);
   });
 });

@@ -66,7 +66,7 @@ function numbers(v: string | undefined, flag: string): number[] | undefined {
   return xs;
 }
 
-type AdvOpts = { advEps?: string; advIterations?: string; advAttack?: 'fgsm' | 'pgd'; advFraction?: string; advAgainst?: 'f' | 'defended' };
+type AdvOpts = { advEps?: string; advIterations?: string; advAttack?: 'fgsm' | 'pgd'; advFraction?: string; advAgainst?: 'f' | 'defended'; advGradient?: 'through-s' | 'bpda' | 'alternate' };
 
 /** `--adv-*`: the recipe's adversarial inputs; `--adv-eps` is ε_max or ε_min:ε_max (per image ε ~ U(ε_min, ε_max)). */
 function adversarialOverrides(o: AdvOpts): AdversarialOverrides {
@@ -82,7 +82,7 @@ function adversarialOverrides(o: AdvOpts): AdversarialOverrides {
   }
   const fraction = positive(o.advFraction, '--adv-fraction');
   if (fraction !== undefined && !(fraction > 0 && fraction <= 1)) throw new UserError(`--adv-fraction must be in (0, 1], got '${o.advFraction}'`);
-  return { epsMin, epsMax, iterations: int(o.advIterations, '--adv-iterations', 1), attack: o.advAttack, fraction, against: o.advAgainst };
+  return { epsMin, epsMax, iterations: int(o.advIterations, '--adv-iterations', 1), attack: o.advAttack, fraction, against: o.advAgainst, gradient: o.advGradient };
 }
 
 /** Command defaults are the committed recipe's settings for that stage. */
@@ -241,6 +241,7 @@ export function register(program: Command): void {
       .addOption(new Option('--adv-attack <a>', 'how the adversarial inputs are made').choices(['fgsm', 'pgd']))
       .option('--adv-fraction <p>', 'fraction of each batch made adversarial (the rest stays clean)')
       .addOption(new Option('--adv-against <m>', 'f: the frozen classifier; defended: the current f ∘ s').choices(['f', 'defended']))
+      .addOption(new Option('--adv-gradient <g>', 'examples of the current f ∘ s by its true gradient, by BPDA (f’s gradient passed straight through s), or alternating per batch').choices(['through-s', 'bpda', 'alternate']))
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')
       .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)')

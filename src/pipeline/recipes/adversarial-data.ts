@@ -35,7 +35,7 @@ export function adversarialDataset(base: Dataset, source: AdversarialSource, o: 
       const lo = o.epsMin ?? 0;
       const eps = Float64Array.from({ length: count }, (_, i) => lo + streamRng(seed, 'stage2-adv-eps', call, i).uniform() * (o.epsMax - lo));
       // One snapshot of the model per batch: every step of the attack sees the same weights.
-      const oracle: GradientOracle = source.oracle();
+      const oracle: GradientOracle = await source.oracle(call);
       const adv = Float32Array.from(x0);
       const steps = o.attack === 'fgsm' ? 1 : o.iterations;
       if (o.attack === 'pgd') {

@@ -1,24 +1,35 @@
+import { BpdaOracle } from '../../attacks/bpda';
 import { GradientOracle, OnnxGradientOracle } from '../../attacks/oracle';
 import { Graph, cloneGraph } from '../../onnx/graph';
 import { TensorData } from '../../onnx/tensor';
+import { ModelSession, createSession } from '../../runtime/session';
 import { initializersToInputs } from '../../training/graphEdit';
-import { composeDefended } from '../compose';
+import { composeDefended, reconstructionOutput } from '../compose';
 
 /**
- * Where stage 2's adversarial examples get their gradients: `oracle()` is
- * called once per batch and answers for the model as it is at that moment.
+ * Where stage 2's adversarial examples get their gradients: `oracle(batch)`
+ * is called once per batch and answers for the model as it is at that moment.
  */
 export interface AdversarialSource {
   readonly against: string;
-  oracle(): GradientOracle;
+  oracle(batch: number): Promise<GradientOracle>;
   release(): Promise<void>;
 }
 
 /** The frozen classifier f: one session, the same model for every batch. */
 export function frozenClassifierSource(f: Graph, intraOpThreads = 1): AdversarialSource {
   const oracle = OnnxGradientOracle.fromForward('f (adversarial inputs)', f, { intraOpThreads });
-  return { against: 'f', oracle: () => oracle, release: () => oracle.release() };
+  return { against: 'f', oracle: async () => oracle, release: () => oracle.release() };
 }
+
+/**
+ * How examples of the current f ∘ s take their gradient: 'through-s', the
+ * true gradient of f ∘ s; 'bpda', f's gradient at s(x) passed straight
+ * through s (what the evaluation's white-box′ attacker does, and what a
+ * decoder trained only against the true gradient learns to mask);
+ * 'alternate', one then the other on successive batches.
+ */
+export type DefendedGradient = 'through-s' | 'bpda' | 'alternate';
 
 /**
  * The current f ∘ s while its decoder trains. `values()` returns the
@@ -30,22 +41,43 @@ export function frozenClassifierSource(f: Graph, intraOpThreads = 1): Adversaria
  * one step ahead of training (the trainer prefetches), so the examples are
  * made against the decoder of one step earlier.
  */
-export function currentDefendedSource(ae: Graph, f: Graph, values: () => ReadonlyMap<string, TensorData>, intraOpThreads = 1): AdversarialSource {
-  let oracle: OnnxGradientOracle | undefined;
+export function currentDefendedSource(ae: Graph, f: Graph, values: () => ReadonlyMap<string, TensorData>, intraOpThreads = 1, gradient: DefendedGradient = 'through-s'): AdversarialSource {
+  let through: OnnxGradientOracle | undefined;
+  let fOracle: OnnxGradientOracle | undefined;
+  let s: Promise<ModelSession> | undefined;
+  let bound: Record<string, TensorData> = {};
+  const liveAe = (names: string[]) => {
+    const g = cloneGraph(ae);
+    initializersToInputs(g, names);
+    return g;
+  };
+  const recon = reconstructionOutput(ae);
   return {
-    against: 'defended',
-    oracle() {
+    against: gradient === 'through-s' ? 'defended' : `defended (${gradient})`,
+    async oracle(batch: number) {
       const now = values();
-      if (!oracle) {
-        const live = cloneGraph(ae);
-        initializersToInputs(live, [...now.keys()]);
-        oracle = OnnxGradientOracle.fromForward('f ∘ s in training (adversarial inputs)', composeDefended(live, f, 'defended_in_training'), { intraOpThreads });
+      const useBpda = gradient === 'bpda' || (gradient === 'alternate' && batch % 2 === 1);
+      if (!useBpda) {
+        through ??= OnnxGradientOracle.fromForward('f ∘ s in training (adversarial inputs)', composeDefended(liveAe([...now.keys()]), f, 'defended_in_training'), { intraOpThreads });
+        through.bind(now);
+        return through;
       }
-      oracle.bind(now);
-      return oracle;
+      fOracle ??= OnnxGradientOracle.fromForward('f (adversarial inputs, BPDA)', f, { intraOpThreads });
+      s ??= createSession(liveAe([...now.keys()]), { intraOpThreads, label: 's in training (BPDA)' });
+      bound = Object.fromEntries(now);
+      const session = await s;
+      const dims = [...(ae.inputs.find((v) => v.name === 'input')?.shape ?? [])].slice(1) as number[];
+      const per = dims.reduce((a, b) => a * b, 1);
+      const purify = async (x: Float32Array) => {
+        const r = await session.run({ ...bound, input: { dataType: 1, dims: [x.length / per, ...dims], data: x } }, [recon]);
+        return r[recon].data as Float32Array;
+      };
+      return new BpdaOracle(fOracle, purify, 's in training');
     },
     release: async () => {
-      await oracle?.release();
+      await through?.release();
+      await fOracle?.release();
+      if (s) await (await s).release();
     },
   };
 }

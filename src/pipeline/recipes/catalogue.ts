@@ -43,6 +43,7 @@ export interface AdversarialOverrides {
   attack?: 'fgsm' | 'pgd';
   fraction?: number;
   against?: 'f' | 'defended';
+  gradient?: 'through-s' | 'bpda' | 'alternate';
 }
 
 /** A named recipe, with `--noise-sigma` and `--adv-*` style overrides applied. */
@@ -63,8 +64,10 @@ export function recipeByName(name: string, overrides: { sigma?: number; noiseKin
     if (a.attack === 'fgsm') a.iterations = 1;
     r.adversarial = a;
     const eps = a.epsMin === a.epsMax ? `${a.epsMax}` : `${a.epsMin ?? 0}-${a.epsMax}`;
-    r.name = `${r.name}(${a.attack}${a.attack === 'pgd' ? `-${a.iterations}` : ''}:${eps} vs ${a.against}, ${a.fraction})`;
-    r.description = `${r.description} — overridden: adversarial inputs ${a.attack}${a.attack === 'pgd' ? ` ${a.iterations} iterations` : ''}, ε ~ U(${a.epsMin ?? 0}, ${a.epsMax}), against ${a.against === 'f' ? 'f' : 'the current f ∘ s'}, fraction ${a.fraction} of each batch`;
+    const how = a.gradient && a.gradient !== 'through-s' ? `/${a.gradient}` : '';
+    r.name = `${r.name}(${a.attack}${a.attack === 'pgd' ? `-${a.iterations}` : ''}:${eps} vs ${a.against}${how}, ${a.fraction})`;
+    const against = a.against === 'f' ? 'f' : `the current f ∘ s${how ? ` (gradient: ${a.gradient})` : ''}`;
+    r.description = `${r.description} — overridden: adversarial inputs ${a.attack}${a.attack === 'pgd' ? ` ${a.iterations} iterations` : ''}, ε ~ U(${a.epsMin ?? 0}, ${a.epsMax}), against ${against}, fraction ${a.fraction} of each batch`;
   }
   return checkRecipe(r);
 }

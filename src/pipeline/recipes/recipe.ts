@@ -1,4 +1,5 @@
 import { NoiseSpec } from '../../attacks/noise';
+import { Graph } from '../../onnx/graph';
 import { UserError } from '../../util/errors';
 
 /**
@@ -27,6 +28,8 @@ export interface AdversarialInputs {
    * of the step being trained, with its BatchNorm in inference form, as served.
    */
   against: 'f' | 'defended';
+  /** against 'defended': the true gradient of f ∘ s, BPDA, or one then the other per batch (adversarial-source.ts); default 'through-s' */
+  gradient?: 'through-s' | 'bpda' | 'alternate';
   attack: 'fgsm' | 'pgd';
   /** per image ε ~ U(epsMin, epsMax); epsMin defaults to 0 */
   epsMin?: number;
@@ -52,6 +55,8 @@ export function checkRecipe(r: Stage2Recipe): Stage2Recipe {
   if (a) {
     if (r.loss === 'mse') throw new UserError(`recipe '${r.name}': adversarial inputs need a classifier loss (ce or kl), not mse`);
     if (a.against !== 'f' && a.against !== 'defended') throw new UserError(`recipe '${r.name}': adversarial examples are made against 'f' or 'defended', got '${String(a.against)}'`);
+    if (a.gradient !== undefined && !['through-s', 'bpda', 'alternate'].includes(a.gradient)) throw new UserError(`recipe '${r.name}': adversarial gradient must be through-s, bpda or alternate, got '${String(a.gradient)}'`);
+    if (a.gradient !== undefined && a.gradient !== 'through-s' && a.against !== 'defended') throw new UserError(`recipe '${r.name}': a ${a.gradient} gradient needs examples against the current f ∘ s (against 'defended')`);
     if (a.attack !== 'fgsm' && a.attack !== 'pgd') throw new UserError(`recipe '${r.name}': adversarial attack must be fgsm or pgd, got '${String(a.attack)}'`);
     if (!(a.epsMax > 0 && a.epsMax <= 1)) throw new UserError(`recipe '${r.name}': adversarial epsMax must be in (0, 1], got ${a.epsMax}`);
     if (a.epsMin !== undefined && !(a.epsMin >= 0 && a.epsMin <= a.epsMax)) throw new UserError(`recipe '${r.name}': adversarial epsMin must be in [0, epsMax], got ${a.epsMin}`);
@@ -67,4 +72,16 @@ export const STAGE2_RECIPE_METADATA = 's2s.stage2.recipe';
 /** What the manifest records about a recipe. */
 export function recipeRecord(r: Stage2Recipe): Record<string, unknown> {
   return { recipe: r.name, description: r.description, loss: r.loss, ...(r.noise ? { noise: `${r.noise.kind}:${r.noise.sigma}` } : {}), ...(r.adversarial ? { adversarial: { ...r.adversarial } } : {}) };
+}
+
+/** Whether an S2SNet's recorded stage 2 is the named variant that trained the encoder too (its encoder then differs from stage 1's by design). */
+export function encoderTrainedVariant(s2snet: Graph): boolean {
+  const raw = s2snet.metadata?.[STAGE2_RECIPE_METADATA];
+  if (!raw) return false;
+  try {
+    const trained = (JSON.parse(raw) as { trained?: unknown }).trained;
+    return typeof trained === 'string' && trained.startsWith('encoder.* and decoder.* (variant: encoder not frozen)');
+  } catch {
+    return false;
+  }
 }
