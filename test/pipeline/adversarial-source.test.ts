@@ -130,9 +130,10 @@ describe('adversarial inputs against the current f ∘ s', () => {
     expect(r.name).toBe('paper-ce(pgd-5:0.02-0.08 vs defended, 0.5)');
     const g = recipeByName('adversarial-fs', { adversarial: { attack: 'fgsm', epsMax: 0.05, epsMin: 0.05 } });
     expect(g.adversarial).toMatchObject({ attack: 'fgsm', iterations: 1, epsMin: 0.05, epsMax: 0.05 });
-    expect(g.name).toBe('adversarial-fs(fgsm:0.05 vs defended, 0.5)');
-    expect(g.description).toMatch(/overridden: adversarial inputs fgsm, ε ~ U\(0\.05, 0\.05\), against the current f ∘ s, fraction 0\.5 of each batch$/);
+    expect(g.name).toBe('adversarial-fs(fgsm:0.05 vs defended/alternate, 0.5)');
+    expect(g.description).toMatch(/overridden: adversarial inputs fgsm, ε ~ U\(0\.05, 0\.05\), against the current f ∘ s \(gradient: alternate\), fraction 0\.5 of each batch$/);
     expect(recipeByName('adversarial-fs', {}).name).toBe('adversarial-fs');
+    expect(recipeByName('adversarial-fs').adversarial?.gradient).toBe('alternate');
     const b = recipeByName('adversarial-fs', { adversarial: { gradient: 'bpda' } });
     expect(b.name).toBe('adversarial-fs(pgd-5:0-0.1 vs defended/bpda, 0.5)');
     expect(b.description).toMatch(/against the current f ∘ s \(gradient: bpda\)/);

@@ -27,9 +27,9 @@ export const RECIPES: readonly Stage2Recipe[] = [
   {
     name: 'adversarial-fs',
     loss: 'ce',
-    adversarial: { against: 'defended', attack: 'pgd', epsMin: 0, epsMax: 0.1, iterations: 5, fraction: 0.5 },
+    adversarial: { against: 'defended', gradient: 'alternate', attack: 'pgd', epsMin: 0, epsMax: 0.1, iterations: 5, fraction: 0.5 },
     description:
-      'adversarial training of the decoder (Madry et al. 2018 with encoder and f frozen): half of each batch PGD-5 examples of the current f ∘ s with ε ~ U(0, 0.1) made afresh every step, CE(f(s(x′)), y) on them and on the clean half',
+      'adversarial training of the decoder (Madry et al. 2018 with encoder and f frozen): half of each batch PGD-5 examples of the current f ∘ s with ε ~ U(0, 0.1), made afresh every step with its true gradient and with BPDA on alternate batches; CE(f(s(x′)), y) on them and on the clean half',
   },
 ];
 
