@@ -11,12 +11,14 @@ import { Progress, progressBar, silentProgress } from '../pipeline/progress';
 import { klScores } from '../pipeline/scores';
 import { ProviderChoice } from '../runtime/providers';
 import { UserError } from '../util/errors';
-import { flagged } from './detection';
-import { ENSEMBLE_DETECTOR, EnsembleDetection, EnsembleDetectionRow, combinedDetection, detectionRow, detectorJudges } from './ensemble-detection';
+import { combinedRows, detectionSummary, ensembleRow, pairedComparisons } from './ensemble-derived';
+import { EnsembleDetection, EnsembleDetectionRow, detectionRow, detectorJudges } from './ensemble-detection';
 import { ForwardSessions, loadEvalModels } from './models';
 import { selectRows } from './selection';
 import { ModelKey } from './settings';
-import { mcnemar, pairedCounts, wilson } from './statistics';
+import { wilson } from './statistics';
+
+export { ENSEMBLE_COMBINED } from './ensemble-derived';
 
 /**
  * `s2s eval --attacks ensemble`: worst-case robust accuracy in the spirit of
@@ -51,15 +53,6 @@ export const ENSEMBLE_SETTINGS: readonly EnsembleSetting[] = [
   { name: 'graybox', source: 'fs', target: 'f', description: 'gradients of f ∘ s, judged on f (defence by removal)' },
   { name: 'autoencoder', source: 'fae', target: 'fae', description: 'gradients of f ∘ AE, judged on f ∘ AE (plain-AE baseline)' },
   { name: 'autoencoder-bpda', source: 'bpda-ae', target: 'fae', description: "f's gradient at AE(x) passed straight through the AE, judged on f ∘ AE" },
-];
-
-/**
- * Worst cases over several settings that judge the same model: an image is
- * robust only if it survives every member of every one of them.
- */
-export const ENSEMBLE_COMBINED: readonly { name: string; of: EnsembleSettingName[]; description: string }[] = [
-  { name: 'defended', of: ['whitebox', 'whitebox-bpda'], description: 'f ∘ s against every member with both gradient sources (through s and BPDA)' },
-  { name: 'autoencoder-all', of: ['autoencoder', 'autoencoder-bpda'], description: 'f ∘ AE against every member with both gradient sources (through the AE and BPDA)' },
 ];
 
 export const DEFAULT_ENSEMBLE_SETTINGS: readonly EnsembleSettingName[] = ['undefended', 'whitebox', 'whitebox-bpda', 'graybox', 'autoencoder', 'autoencoder-bpda'];
@@ -187,8 +180,21 @@ export interface EnsembleResults {
   comparisons: EnsembleComparison[];
   /** the KL detector against the final adversarial examples (ensemble-detection.ts); null when the set has no S2SNet, absent before version 2 */
   detection?: EnsembleDetection | null;
-  run: { tool: string; startedAt: string; seconds: number; cpuSeconds: number; gradientPasses: number; batchSize: number };
+  /** how the document was produced; a merged document sums the runs' cost and keeps each run's record in `parts` */
+  run: EnsembleRunRecord & { parts?: EnsemblePartRun[] };
 }
+
+export interface EnsembleRunRecord {
+  tool: string;
+  startedAt: string;
+  seconds: number;
+  cpuSeconds: number;
+  gradientPasses: number;
+  batchSize: number;
+}
+
+/** One of the runs a merged document combines, with the ε it ran. */
+export type EnsemblePartRun = EnsembleRunRecord & { eps: number[] };
 
 export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> {
   const started = Date.now();
@@ -341,7 +347,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
           const left = robust.reduce((a, b) => a + b, 0);
           members.push({ member: name, attacked: todo.length, broken, accuracyAfter: left / n, seconds: (Date.now() - t0) / 1000 });
         }
-        resultRows.push(row(setting.name, setting.source, setting.target, eps, n, cleanOk.get(setting.target)!, robust, members));
+        resultRows.push(ensembleRow(setting.name, setting.source, setting.target, eps, n, cleanOk.get(setting.target)!, robust, members));
         if (detects(setting) && cleanScores) {
           const adversarial: (number | null)[] = new Array(n).fill(null);
           for (const name of o.members) {
@@ -359,47 +365,9 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
     for (const or of oracles.values()) await or.release();
   }
 
-  const combined: EnsembleRow[] = [];
-  for (const c of ENSEMBLE_COMBINED) {
-    for (const eps of o.eps) {
-      const parts = c.of.map((s) => resultRows.find((r) => r.setting === s && r.eps === eps));
-      if (parts.some((p) => !p)) continue;
-      const robust = Uint8Array.from({ length: n }, (_, i) => (parts.every((p) => p!.outcomes[i] === '1') ? 1 : 0));
-      const target = parts[0]!.target;
-      const clean = cleanRecords.find((r) => r.model === target)!;
-      const cleanOk = Uint8Array.from({ length: n }, () => 0);
-      const r = row(c.name, c.of.join('+'), target, eps, n, cleanOk, robust, []);
-      r.cleanCorrect = clean.correct;
-      r.relative = clean.correct > 0 ? r.robust / clean.correct : null;
-      combined.push(r);
-    }
-  }
-  const comparisons: EnsembleComparison[] = [];
-  const pairs: [string, string][] = [
-    ['defended', 'autoencoder-all'],
-    ['whitebox', 'autoencoder'],
-    ['whitebox-bpda', 'autoencoder-bpda'],
-  ];
-  for (const eps of o.eps) {
-    for (const [a, b] of pairs) {
-      const ra = [...resultRows, ...combined].find((r) => r.setting === a && r.eps === eps);
-      const rb = [...resultRows, ...combined].find((r) => r.setting === b && r.eps === eps);
-      if (!ra || !rb) continue;
-      const c = pairedCounts(ra.outcomes, rb.outcomes);
-      comparisons.push({ eps, a, b, onlyA: c.onlyA, onlyB: c.onlyB, p: mcnemar(c.onlyA, c.onlyB) });
-    }
-  }
-  let detection: EnsembleDetection | null = null;
-  if (cleanScores && threshold !== null) {
-    const combinedRows = ENSEMBLE_COMBINED.flatMap((c) =>
-      o.eps.flatMap((eps) => {
-        const parts = c.of.map((s) => detectionRows.find((r) => r.setting === s && r.eps === eps));
-        return parts.every(Boolean) ? [combinedDetection(c.name, eps, parts as EnsembleDetectionRow[])] : [];
-      }),
-    );
-    const clean = Array.from(cleanScores);
-    detection = { detector: ENSEMBLE_DETECTOR, threshold, clean, cleanFlagged: clean.filter((v) => flagged(v, threshold)).length, rows: detectionRows, combined: combinedRows };
-  }
+  const combined = combinedRows(resultRows, cleanRecords, o.eps);
+  const comparisons = pairedComparisons(resultRows, combined, o.eps);
+  const detection = cleanScores && threshold !== null ? detectionSummary(threshold, Array.from(cleanScores), detectionRows, o.eps) : null;
   const files: Record<string, string> = {};
   for (const [key, ref] of Object.entries(m.files)) if (ref) files[key] = ref.sha256;
   return {
@@ -429,23 +397,4 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
 function cpuSince(start: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(start);
   return (d.user + d.system) / 1e6;
-}
-
-function row(setting: string, source: string, target: ModelKey, eps: number, n: number, cleanOk: Uint8Array, robust: Uint8Array, members: MemberRecord[]): EnsembleRow {
-  const cleanCorrect = cleanOk.reduce((a, b) => a + b, 0);
-  const r = robust.reduce((a, b) => a + b, 0);
-  return {
-    setting,
-    source,
-    target,
-    eps,
-    n,
-    cleanCorrect,
-    robust: r,
-    accuracy: n > 0 ? r / n : 0,
-    ci: wilson(r, n),
-    relative: cleanCorrect > 0 ? r / cleanCorrect : null,
-    members,
-    outcomes: Array.from(robust, (v) => (v ? '1' : '0')).join(''),
-  };
 }

@@ -81,7 +81,9 @@ export function ensembleMarkdown(r: EnsembleResults): string {
     memberRows.push([x.setting, String(x.eps), ...x.members.map((m) => `${m.member}: ${m.attacked} / ${m.broken} → ${pct(m.accuracyAfter)} (${m.seconds.toFixed(0)} s)`)]);
   }
   out.push(...table(['setting', 'ε', ...c.members.map((_, i) => `member ${i + 1}`)], memberRows), '');
-  out.push(`Cost: ${r.run.seconds.toFixed(0)} s wall, ${r.run.cpuSeconds.toFixed(0)} CPU s, ${r.run.gradientPasses} gradient passes (image × pass).`, '');
+  const cost = `${r.run.seconds.toFixed(0)} s wall, ${r.run.cpuSeconds.toFixed(0)} CPU s, ${r.run.gradientPasses} gradient passes (image × pass)`;
+  const parts = r.run.parts;
+  out.push(parts ? `Cost, summed over the ${parts.length} runs merged (ε = ${parts.map((p) => p.eps.join(', ')).join('; ')}): ${cost}.` : `Cost: ${cost}.`, '');
   return out.join('\n');
 }
 

@@ -7,7 +7,8 @@ import { ATTACK_NAMES } from '../../attacks/registry';
 import { DEFAULT_EPS, nonNegative, parseEpsList, parseNumber, positive, positiveInt } from '../../evaluation/options';
 import { formatJson, mergeResults, readResults } from '../../evaluation/results';
 import { runEvaluation } from '../../evaluation/runner';
-import { DEFAULT_ENSEMBLE_SETTINGS, ENSEMBLE_DEFAULTS, MEMBER_NAMES, parseEnsembleSettings, parseMembers, runEnsemble } from '../../evaluation/ensemble';
+import { DEFAULT_ENSEMBLE_SETTINGS, ENSEMBLE_DEFAULTS, EnsembleResults, MEMBER_NAMES, parseEnsembleSettings, parseMembers, runEnsemble } from '../../evaluation/ensemble';
+import { mergeEnsembleResults } from '../../evaluation/ensemble-merge';
 import { writeAblationReadme } from '../../report/ablation-folder';
 import { ensembleMarkdown, isEnsembleResultsFile, readEnsembleResults } from '../../report/ensemble-summary';
 import { parseShard } from '../../evaluation/selection';
@@ -63,6 +64,13 @@ function writeResults(out: string, results: unknown): string {
   return path;
 }
 
+/** What an ensemble run writes, and a merge of ensemble runs too: the results document and its summary. */
+function writeEnsembleResults(out: string, results: EnsembleResults): void {
+  const path = writeResults(out, results);
+  writeFileSync(join(out, 'summary.md'), ensembleMarkdown(results));
+  process.stderr.write(`wrote ${path} and summary.md\n`);
+}
+
 /** `cw=200,pgd+eot=500` → { cw: 200, 'pgd+eot': 500 } */
 function parseAttackLimits(v: string | undefined): Record<string, number> {
   const out: Record<string, number> = {};
@@ -81,7 +89,7 @@ function resultsPath(p: string): string {
 
 /**
  * `s2s eval`: the paper's protocol (attacks × settings × ε × noise) on a
- * model set; `s2s eval merge` combines shards; `s2s eval report` redraws
+ * model set; `s2s eval merge` combines shards (or ensemble runs at different ε); `s2s eval report` redraws
  * report.html from the JSON documents in a folder.
  */
 export function register(program: Command): void {
@@ -132,6 +140,8 @@ export function register(program: Command): void {
       if (!o.models) throw new UserError('eval: --models <dir> is required');
       if (!o.out) throw new UserError('eval: --out <dir> is required');
       if (o.attacks.trim().toLowerCase() === 'ensemble') {
+        // Every ensemble process evaluates the whole selection; split the work by ε instead and merge the runs.
+        if (o.shard) throw new UserError('--attacks ensemble does not take --shard (it does not slice images); run one process per --eps on the same --limit/--seed and combine them with `s2s eval merge`');
         // The ensemble's own defaults: the ε of the headline table, its own settings.
         const eps = cmd.getOptionValueSource('eps') === 'default' ? [0.02, 0.05, 0.1] : parseEpsList(o.eps);
         const noise = (o.noise ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(parseNoise);
@@ -156,9 +166,7 @@ export function register(program: Command): void {
           threads: positiveInt(o.threads, '--threads'),
           progress: o.progress,
         });
-        const path = writeResults(o.out, results);
-        writeFileSync(join(o.out, 'summary.md'), ensembleMarkdown(results));
-        process.stderr.write(`wrote ${path} and summary.md\n`);
+        writeEnsembleResults(o.out, results);
         return;
       }
       const eps = parseEpsList(o.eps);
@@ -207,12 +215,19 @@ export function register(program: Command): void {
 
   cmd
     .command('merge')
-    .description('combine the results.json of shards (folders or files) into one result and report')
-    .argument('<results...>', 'shard OUT folders or their results.json files')
+    .description('combine the results.json of shards (folders or files) into one result and report; or ensemble runs at different ε on the same images into one ensemble result and summary.md')
+    .argument('<results...>', 'shard OUT folders or their results.json files; or ensemble OUT folders / results.json files')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--no-report', 'write results.json only')
+    .option('--no-report', 'write results.json only (shards; an ensemble merge always writes summary.md, as its runs do)')
     .action(async (inputs: string[], o: { out: string; report: boolean }) => {
       const paths = inputs.map(resultsPath);
+      const ensemble = paths.map(isEnsembleResultsFile);
+      if (ensemble.some(Boolean)) {
+        const other = paths.find((_, i) => !ensemble[i]);
+        if (other) throw new UserError(`merge: ${other} is not an ensemble results file but ${paths[ensemble.indexOf(true)]} is; merge ensemble runs and per-attack shards separately`);
+        writeEnsembleResults(o.out, mergeEnsembleResults(paths.map(readEnsembleResults), { sources: paths }));
+        return;
+      }
       const merged = mergeResults(paths.map(readResults), paths);
       const path = writeResults(o.out, merged);
       process.stderr.write(`wrote ${path} (${merged.coverage.evaluated} of ${merged.data.selected} images${merged.coverage.complete ? '' : ', INCOMPLETE'})\n`);

@@ -1,0 +1,142 @@
+import { UserError } from '../util/errors';
+import { firstDifference } from '../util/first-difference';
+import { ENSEMBLE_VERSION, EnsemblePartRun, EnsembleResults, EnsembleRunRecord } from './ensemble';
+import { combinedRows, detectionSummary, pairedComparisons } from './ensemble-derived';
+import { EnsembleDetection } from './ensemble-detection';
+
+/**
+ * One ensemble document from runs at different ε on the same images: a large
+ * evaluation runs one process per ε (same --limit/--seed) and combines them
+ * here. The runs must agree on everything but ε and the cost of the run —
+ * model files, data, selection, configuration, clean verdicts — and no ε may
+ * be in two of them. Rows are the union; the combined rows, the paired tests
+ * and the detector's summary are recomputed from the per-image outcomes by
+ * the functions runEnsemble uses, so the merged document is the one a single
+ * run with every ε would have written, apart from `run`.
+ *
+ * Versions: a version 1 document has no detector data. Merged with version 2
+ * documents, the result is version 1: the version 2 documents' detection is
+ * left out, and `warn` says so in one line.
+ */
+export interface EnsembleMergeOptions {
+  /** names of the documents for messages (their paths); default #1, #2 … */
+  sources?: string[];
+  /** one line about data left out (default: stderr) */
+  warn?: (line: string) => void;
+}
+
+/** Everything that must be identical across the runs (`clean` too: the same images through the same models). */
+const SHARED = ['schema', 'modelSet', 'data', 'images', 'clean'] as const;
+
+/**
+ * Float32 kernels may round differently with another batch size, thread
+ * count or provider, so the clean detector scores of two runs agree to this
+ * relative tolerance rather than to the bit.
+ */
+const SCORE_TOLERANCE = 1e-4;
+
+export function mergeEnsembleResults(docs: EnsembleResults[], o: EnsembleMergeOptions = {}): EnsembleResults {
+  if (docs.length === 0) throw new UserError('merge: no ensemble results given');
+  const sources = o.sources ?? docs.map((_, i) => `#${i + 1}`);
+  const warn = o.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const first = docs[0];
+  const refuse = (i: number, field: string) =>
+    new UserError(`merge: ${sources[i]} and ${sources[0]} differ in ${field}; only ensemble runs of one selection and configuration at different ε can be merged`);
+
+  const configApartFromEps = (d: EnsembleResults) => ({ ...d.config, eps: undefined });
+  const epsFrom = new Map<number, string>();
+  docs.forEach((d, i) => {
+    for (const key of SHARED) {
+      const diff = firstDifference(d[key], first[key], key);
+      if (diff) throw refuse(i, diff);
+    }
+    const diff = firstDifference(configApartFromEps(d), configApartFromEps(first), 'config');
+    if (diff) throw refuse(i, diff);
+    for (const e of d.config.eps) {
+      if (epsFrom.has(e)) throw new UserError(`merge: ε = ${e} is in both ${epsFrom.get(e)} and ${sources[i]}; each (setting, ε) may come from one run only`);
+      epsFrom.set(e, sources[i]);
+    }
+  });
+
+  const eps = [...epsFrom.keys()].sort((a, b) => a - b);
+  const settingRank = (s: string) => first.config.settings.indexOf(s);
+  const rows = docs.flatMap((d) => d.rows).sort((a, b) => settingRank(a.setting) - settingRank(b.setting) || a.eps - b.eps);
+  const combined = combinedRows(rows, first.clean, eps);
+  const merged: EnsembleResults = {
+    ...first,
+    version: ENSEMBLE_VERSION,
+    config: { ...first.config, eps },
+    rows,
+    combined,
+    comparisons: pairedComparisons(rows, combined, eps),
+    run: mergedRun(docs),
+  };
+  const v1 = sources.filter((_, i) => docs[i].version === 1);
+  if (v1.length > 0) {
+    merged.version = 1;
+    delete merged.detection;
+    const dropped = sources.filter((_, i) => docs[i].version !== 1 && docs[i].detection);
+    if (dropped.length > 0) warn(`merge: ${v1.join(', ')} ${v1.length > 1 ? 'are' : 'is'} version 1 (no detector data); the merged document is version 1 and leaves out the detection of ${dropped.join(', ')}`);
+    return merged;
+  }
+  merged.detection = mergedDetection(docs, refuse, eps, settingRank);
+  return merged;
+}
+
+/** The detector's rows of every run, with the clean-image summary and the combined rows recomputed; null where the runs have none. */
+function mergedDetection(
+  docs: EnsembleResults[],
+  refuse: (i: number, field: string) => UserError,
+  eps: number[],
+  settingRank: (s: string) => number,
+): EnsembleDetection | null {
+  const blocks = docs.map((d) => d.detection ?? null);
+  const first = blocks[0];
+  blocks.forEach((b, i) => {
+    if ((b === null) !== (first === null)) throw refuse(i, 'detection (one has the detector, the other not)');
+    if (!b || !first) return;
+    if (b.detector !== first.detector) throw refuse(i, 'detection.detector');
+    if (b.threshold !== first.threshold) throw refuse(i, 'detection.threshold');
+    const bad = firstScoreDifference(b.clean, first.clean);
+    if (bad !== null) throw refuse(i, `detection.clean${bad}`);
+  });
+  if (!first) return null;
+  const rows = blocks.flatMap((b) => b!.rows).sort((a, b) => settingRank(a.setting) - settingRank(b.setting) || a.eps - b.eps);
+  // JSON writes a NaN score (flagged by the service) as null; read it back as NaN so it is counted as flagged again.
+  const clean = first.clean.map((v) => (v === null ? Number.NaN : v));
+  return { ...detectionSummary(first.threshold, clean, rows, eps), detector: first.detector };
+}
+
+/** null when every score agrees within SCORE_TOLERANCE, else `[i]` of the first that does not. */
+function firstScoreDifference(a: readonly (number | null)[], b: readonly (number | null)[]): string | null {
+  if (a.length !== b.length) return ` (length ${a.length} vs ${b.length})`;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === null || y === null || Number.isNaN(x) || Number.isNaN(y)) {
+      if ((x === null || Number.isNaN(x)) !== (y === null || Number.isNaN(y))) return `[${i}]`;
+      continue;
+    }
+    if (Math.abs(x - y) > SCORE_TOLERANCE * Math.max(Math.abs(x), Math.abs(y), 1e-6)) return `[${i}]`;
+  }
+  return null;
+}
+
+/** The cost summed over the runs; each run's own record kept (a merged input contributes the records it kept). */
+function mergedRun(docs: EnsembleResults[]): EnsembleResults['run'] {
+  const parts: EnsemblePartRun[] = docs.flatMap((d) => d.run.parts ?? [{ ...runRecord(d.run), eps: [...d.config.eps] }]);
+  const sum = (f: (p: EnsemblePartRun) => number) => parts.reduce((a, p) => a + f(p), 0);
+  return {
+    tool: 's2s eval merge',
+    startedAt: parts.map((p) => p.startedAt).sort()[0],
+    seconds: sum((p) => p.seconds),
+    cpuSeconds: sum((p) => p.cpuSeconds),
+    gradientPasses: sum((p) => p.gradientPasses),
+    batchSize: parts[0].batchSize,
+    parts: parts.sort((a, b) => a.eps[0] - b.eps[0]),
+  };
+}
+
+function runRecord(r: EnsembleRunRecord): EnsembleRunRecord {
+  return { tool: r.tool, startedAt: r.startedAt, seconds: r.seconds, cpuSeconds: r.cpuSeconds, gradientPasses: r.gradientPasses, batchSize: r.batchSize };
+}
