@@ -23,18 +23,23 @@ function json<T>(path: string): T | null {
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T) : null;
 }
 
+/** A recipe's description, plus what stage 2 trained when that is not the paper's decoder alone (the description is the catalogue's and does not say). */
+function describe(description: string, trained: string | undefined): string {
+  return trained && trained.includes('variant') ? `${description} — ${trained}` : description;
+}
+
 export function readAblation(dir: string): { baseline: EnsembleResults; entries: AblationEntry[] } {
   const baseline = readEnsembleResults(join(dir, 'baseline', 'ensemble.json'));
   const order = json<string[]>(join(dir, 'order.json')) ?? readdirSync(dir).filter((d) => existsSync(join(dir, d, 'ensemble.json')) && d !== 'baseline');
   const entries = order.map((name): AblationEntry => {
     const d = join(dir, name);
-    const manifest = json<{ description?: string; metrics?: { top1?: { s2snet?: number }; training?: { s2snet?: { description?: string } } } }>(join(d, 'manifest.json'));
+    const manifest = json<{ description?: string; metrics?: { top1?: { s2snet?: number }; training?: { s2snet?: { description?: string; trained?: string } } } }>(join(d, 'manifest.json'));
     const detector = json<{ entries: { attack: string; setting: string; eps: number; noise: string; detectionAuc: number | null }[] }>(join(d, 'detector.json'));
     const train = json<{ steps: number; seconds: number; cpuSeconds?: number; recipe?: { batchSize?: number; description?: string } }>(join(d, 'train.json'));
     const auc = detector?.entries.find((e) => e.attack === 'bim' && e.setting === 'undefended' && e.eps === 0.05 && e.noise === 'none')?.detectionAuc ?? null;
     return {
       recipe: name,
-      description: manifest?.metrics?.training?.s2snet?.description ?? train?.recipe?.description ?? manifest?.description ?? '',
+      description: describe(manifest?.metrics?.training?.s2snet?.description ?? train?.recipe?.description ?? manifest?.description ?? '', manifest?.metrics?.training?.s2snet?.trained),
       ensemble: readEnsembleResults(join(d, 'ensemble.json')),
       cleanTop1: manifest?.metrics?.top1?.s2snet ?? null,
       detectorAuc: auc,
