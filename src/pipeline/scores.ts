@@ -23,19 +23,50 @@ function logSoftmaxRow(logits: Float32Array, row: number, k: number): Float64Arr
   return out;
 }
 
+/** `divergence(p, q)` of the log-softmax rows of `clean` and `defended`, row by row. */
+function perRow(clean: Float32Array, defended: Float32Array, k: number, divergence: (p: Float64Array, q: Float64Array) => number): Float64Array {
+  const n = clean.length / k;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = divergence(logSoftmaxRow(clean, i, k), logSoftmaxRow(defended, i, k));
+  return out;
+}
+
 /**
  * The detection score (docs/protocol.md, "Detection"): KL(softmax(clean) ‖ softmax(defended))
  * for every row, clean = f(x), defended = f(s(x)). Never negative.
  */
 export function klScores(clean: Float32Array, defended: Float32Array, k: number): Float64Array {
-  const n = clean.length / k;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = logSoftmaxRow(clean, i, k);
-    const q = logSoftmaxRow(defended, i, k);
+  return perRow(clean, defended, k, (p, q) => {
     let kl = 0;
     for (let j = 0; j < k; j++) kl += Math.exp(p[j]) * (p[j] - q[j]);
-    out[i] = Math.max(0, kl);
+    return Math.max(0, kl);
+  });
+}
+
+/**
+ * L1 distance between softmax(clean) and softmax(defended) per row: a
+ * bounded cousin of the KL (0 … 2) that a confident wrong f(x) cannot blow up.
+ */
+export function softmaxL1Distances(clean: Float32Array, defended: Float32Array, k: number): Float64Array {
+  return perRow(clean, defended, k, (p, q) => {
+    let d = 0;
+    for (let j = 0; j < k; j++) d += Math.abs(Math.exp(p[j]) - Math.exp(q[j]));
+    return d;
+  });
+}
+
+/** Mean squared difference per row of `per` values (pixels of an image, features of one activation). */
+export function meanSquaredErrors(a: Float32Array, b: Float32Array, per: number): Float64Array {
+  if (a.length !== b.length) throw new Error(`meanSquaredErrors: ${a.length} values vs ${b.length}`);
+  const n = a.length / per;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let se = 0;
+    for (let j = i * per; j < (i + 1) * per; j++) {
+      const d = a[j] - b[j];
+      se += d * d;
+    }
+    out[i] = se / per;
   }
   return out;
 }
@@ -49,17 +80,7 @@ const MIN_MSE = 1e-10;
  */
 export function psnrPerImage(images: Float32Array, recon: Float32Array, perImage: number): Float64Array {
   if (images.length !== recon.length) throw new Error(`psnr: ${images.length} pixels vs ${recon.length} reconstructed`);
-  const n = images.length / perImage;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let se = 0;
-    for (let j = i * perImage; j < (i + 1) * perImage; j++) {
-      const d = images[j] - recon[j];
-      se += d * d;
-    }
-    out[i] = 10 * Math.log10(1 / Math.max(se / perImage, MIN_MSE));
-  }
-  return out;
+  return meanSquaredErrors(images, recon, perImage).map((mse) => 10 * Math.log10(1 / Math.max(mse, MIN_MSE)));
 }
 
 /**

@@ -12,6 +12,8 @@ import { mergeEnsembleResults } from '../../evaluation/ensemble-merge';
 import { writeAblationReadme } from '../../report/ablation-folder';
 import { ensembleMarkdown, isEnsembleResultsFile, readEnsembleResults } from '../../report/ensemble-summary';
 import { parseShard } from '../../evaluation/selection';
+import { DETECTOR_ATTACKS, DETECTOR_DEFAULTS, DetectorAttackName, runDetectorComparison } from '../../evaluation/detector-comparison';
+import { detectorsMarkdown } from '../../report/detectors-summary';
 import { PAPER_SETTINGS, SETTING_NAMES, parseSettings } from '../../evaluation/settings';
 import { summaryMarkdown } from '../../report/summary';
 import { RESULTS_FILE, writeReport } from '../../report/report';
@@ -244,6 +246,50 @@ export function register(program: Command): void {
       const path = resultsPath(dir);
       if (isEnsembleResultsFile(path)) process.stdout.write(ensembleMarkdown(readEnsembleResults(path)));
       else process.stdout.write(summaryMarkdown(readResults(path), { eps }));
+    });
+
+  cmd
+    .command('detectors')
+    .description('compare cheap detection scores (KL, KL under noise draws, feature- and pixel-space reconstruction error, L1 of softmaxes) against BIM or APGD-CE in the undefended and detector-aware settings; writes OUT/detectors.json and OUT/summary.md (docs/detectors.md)')
+    .option('--models <dir>', 'model set folder; required')
+    .option('--data <dir>', 'Fashion-MNIST IDX folder: test split attacked, last --holdout training images calibrate (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
+    .option('--limit <n>', 'test images, a subset drawn with --seed as `s2s eval` draws it', String(DETECTOR_DEFAULTS.limit))
+    .option('--seed <s>', 'seed of the subset, the attack and the noise draws', '0')
+    .option('--eps <e>', 'L∞ radius, pixels in [0, 1]', String(DETECTOR_DEFAULTS.eps))
+    .addOption(new Option('--attack <name>', 'attack').choices([...DETECTOR_ATTACKS]).default(DETECTOR_DEFAULTS.attack))
+    .option('--iterations <n>', 'attack iterations', String(DETECTOR_DEFAULTS.iterations))
+    .option('--sigma <s>', 'σ of the Gaussian draws of kl-noise', String(DETECTOR_DEFAULTS.sigma))
+    .option('--draws <k>', 'noise draws K of kl-noise', String(DETECTOR_DEFAULTS.draws))
+    .option('--holdout <n>', 'calibration images: the last n of the training split [default: min(5000, 10%), as s2s train]')
+    .option('--fpr <x>', 'false-positive rate of the thresholds on the calibration images', String(DETECTOR_DEFAULTS.falsePositiveRate))
+    .option('--batch-size <n>', 'images per batch', '100')
+    .option('--provider <p>', 'execution provider: auto, cpu or cuda', 'auto')
+    .option('--threads <n>', 'intra-op threads per session (default: all cores)')
+    .option('--no-progress', 'no progress bar')
+    .option('--out <dir>', 'output folder; required')
+    .action(async (o: { models?: string; data?: string; limit: string; seed: string; eps: string; attack: DetectorAttackName; iterations: string; sigma: string; draws: string; holdout?: string; fpr: string; batchSize: string; provider: string; threads?: string; progress: boolean; out?: string }) => {
+      if (!o.models) throw new UserError('eval detectors: --models <dir> is required');
+      if (!o.out) throw new UserError('eval detectors: --out <dir> is required');
+      const results = await runDetectorComparison({
+        models: o.models,
+        data: o.data,
+        limit: positiveInt(o.limit, '--limit'),
+        seed: parseNumber(o.seed, '--seed', (x) => Number.isInteger(x), 'an integer')!,
+        eps: parseNumber(o.eps, '--eps', (x) => x > 0 && x <= 1, 'a number in (0, 1]')!,
+        attack: o.attack,
+        iterations: positiveInt(o.iterations, '--iterations'),
+        noise: { sigma: positive(o.sigma, '--sigma'), draws: positiveInt(o.draws, '--draws') },
+        holdout: positiveInt(o.holdout, '--holdout'),
+        falsePositiveRate: parseNumber(o.fpr, '--fpr', (x) => x > 0 && x < 1, 'a number in (0, 1)'),
+        batchSize: positiveInt(o.batchSize, '--batch-size'),
+        provider: parseProvider(o.provider),
+        threads: positiveInt(o.threads, '--threads'),
+        progress: o.progress,
+      });
+      mkdirSync(o.out, { recursive: true });
+      writeFileSync(join(o.out, 'detectors.json'), formatJson(results));
+      writeFileSync(join(o.out, 'summary.md'), detectorsMarkdown(results));
+      process.stderr.write(`wrote ${join(o.out, 'detectors.json')} and summary.md\n`);
     });
 
   cmd
