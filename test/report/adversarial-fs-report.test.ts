@@ -5,6 +5,7 @@ import { encodeModel, loadModel } from '../../src/onnx/io';
 import { IDENTITY_NORMALISATION, canonicalClassifier, composeDefended } from '../../src/pipeline/compose';
 import { assertEncoderFrozen } from '../../src/pipeline/frozen';
 import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
+import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
 
 /**
@@ -48,5 +49,21 @@ describe('reports/fashion-mnist-adversarial-fs', () => {
     const block = /<!-- ensemble:fashion-mnist-adversarial-fs -->\n([\s\S]*?)<!-- \/ensemble:fashion-mnist-adversarial-fs -->/.exec(readme);
     expect(block).not.toBeNull();
     expect(block![1]).toBe(ensembleMarkdown(results));
+  });
+
+  it('the served default set was run on the same 1,000 images; the paired comparison in the READMEs is recomputed from the per-image outcomes', () => {
+    const served = readEnsembleResults(join(dir, 'served-default', 'ensemble.json'));
+    const committed = JSON.parse(readFileSync(join(root, 'models', 'fashion-mnist', 'manifest.json'), 'utf8')).files as Record<string, { sha256: string }>;
+    for (const [key, h] of Object.entries(served.modelSet.files)) expect(h).toBe(committed[key]?.sha256);
+    expect(served.images.ids).toEqual(results.images.ids);
+    expect(served.config.params).toEqual(results.config.params);
+    const outcome = (r: typeof results, setting: string) => [...r.combined, ...r.rows].find((x) => x.setting === setting && x.eps === 0.05)!;
+    const c = pairedCounts(outcome(results, 'defended').outcomes, outcome(served, 'defended').outcomes);
+    expect([outcome(results, 'defended').robust, outcome(served, 'defended').robust, c.onlyA, c.onlyB]).toEqual([540, 268, 273, 1]);
+    expect(mcnemar(c.onlyA, c.onlyB)).toBeLessThan(1e-79);
+    // Prose wraps: compare with runs of white space as one space.
+    const text = (readFileSync(join(root, 'README.md'), 'utf8') + readFileSync(join(dir, 'README.md'), 'utf8')).replace(/\s+/g, ' ');
+    expect(text).toMatch(/26\.8 % \[24\.1, 29\.6\]/);
+    expect(text).toMatch(/273 images robust only under the adversarially trained S2SNet, 1 only under the served one/);
   });
 });
