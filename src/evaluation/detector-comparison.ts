@@ -96,11 +96,16 @@ function append(into: Record<CandidateName, number[]>, from: CandidateScores): v
 
 async function scoreAll(scorer: CandidateScorer, ds: Dataset, rows: readonly number[], keyOf: (row: number) => string, batchSize: number, progress: Progress, timing: { plain: number; noise: number }) {
   const scores = emptyScores();
-  for (let start = 0; start < rows.length; start += batchSize) {
-    const ids = rows.slice(start, start + batchSize);
-    const b = await ds.get([...ids]);
-    append(scores, (await scorer.score(b.images, ids.map(keyOf), timing)).scores);
-    progress.tick(ids.length);
+  try {
+    for (let start = 0; start < rows.length; start += batchSize) {
+      const ids = rows.slice(start, start + batchSize);
+      const b = await ds.get([...ids]);
+      append(scores, (await scorer.score(b.images, ids.map(keyOf), timing)).scores);
+      progress.tick(ids.length);
+    }
+  } finally {
+    // A bar left running keeps its timer, and with it the process, alive after the command is done.
+    progress.stop();
   }
   return scores;
 }
@@ -146,34 +151,37 @@ export async function runDetectorComparison(o: DetectorOptions): Promise<Detecto
     const cleanOk = new Map<ModelKey, number[]>([['f', []], ['fs', []]]);
     const adversarial = DETECTOR_SETTINGS.map(() => ({ scores: emptyScores(), success: [] as number[] }));
     const progress = show(`${o.attack} ε=${eps}`, rows.length * DETECTOR_SETTINGS.length);
-    for (let start = 0; start < rows.length; start += batchSize) {
-      const ids = rows.slice(start, start + batchSize);
-      const batch = await test.dataset.get(ids);
-      if (!batch.labels) throw new UserError('the test data has no labels');
-      const y = Int32Array.from(batch.labels, (v) => Number(v));
-      const c = await scorer.score(batch.images, ids.map((id) => `test:${id}`), timing);
-      append(clean, c.scores);
-      const judgedOk = async (key: ModelKey, x: Float32Array) => {
-        const logits = await oracle(key).logits(x);
-        return ids.map((_, i) => (argmax(logits, k, i) === y[i] ? 1 : 0));
-      };
-      const okNow = new Map<ModelKey, number[]>();
-      for (const key of ['f', 'fs'] as ModelKey[]) {
-        okNow.set(key, await judgedOk(key, batch.images));
-        cleanOk.get(key)!.push(...okNow.get(key)!);
+    try {
+      for (let start = 0; start < rows.length; start += batchSize) {
+        const ids = rows.slice(start, start + batchSize);
+        const batch = await test.dataset.get(ids);
+        if (!batch.labels) throw new UserError('the test data has no labels');
+        const y = Int32Array.from(batch.labels, (v) => Number(v));
+        const c = await scorer.score(batch.images, ids.map((id) => `test:${id}`), timing);
+        append(clean, c.scores);
+        const judgedOk = async (key: ModelKey, x: Float32Array) => {
+          const logits = await oracle(key).logits(x);
+          return ids.map((_, i) => (argmax(logits, k, i) === y[i] ? 1 : 0));
+        };
+        const okNow = new Map<ModelKey, number[]>();
+        for (const key of ['f', 'fs'] as ModelKey[]) {
+          okNow.set(key, await judgedOk(key, batch.images));
+          cleanOk.get(key)!.push(...okNow.get(key)!);
+        }
+        for (const [j, s] of DETECTOR_SETTINGS.entries()) {
+          const adv = await attack.run(oracleFor(s), { x: batch.images, labels: y, ids }, { eps, targeted: false, seed: streamSeed(o.seed, 'detectors', o.attack, s.name, eps) });
+          if (adv.length !== ids.length * per) throw new Error(`attack returned ${adv.length} values for ${ids.length} images`);
+          // The example's noise stream is its clean image's: the two differ only by the perturbation.
+          append(adversarial[j].scores, (await scorer.score(adv, ids.map((id) => `test:${id}`), timing)).scores);
+          const fooled = await judgedOk(s.target, adv);
+          const ok = okNow.get(s.target)!;
+          adversarial[j].success.push(...ok.map((v, i) => (v === 1 && fooled[i] === 0 ? 1 : 0)));
+          progress.tick(ids.length);
+        }
       }
-      for (const [j, s] of DETECTOR_SETTINGS.entries()) {
-        const adv = await attack.run(oracleFor(s), { x: batch.images, labels: y, ids }, { eps, targeted: false, seed: streamSeed(o.seed, 'detectors', o.attack, s.name, eps) });
-        if (adv.length !== ids.length * per) throw new Error(`attack returned ${adv.length} values for ${ids.length} images`);
-        // The example's noise stream is its clean image's: the two differ only by the perturbation.
-        append(adversarial[j].scores, (await scorer.score(adv, ids.map((id) => `test:${id}`), timing)).scores);
-        const fooled = await judgedOk(s.target, adv);
-        const ok = okNow.get(s.target)!;
-        adversarial[j].success.push(...ok.map((v, i) => (v === 1 && fooled[i] === 0 ? 1 : 0)));
-        progress.tick(ids.length);
-      }
+    } finally {
+      progress.stop();
     }
-    progress.stop();
 
     const settings = DETECTOR_SETTINGS.map((s, j): DetectorSettingResult => {
       const attacked = cleanOk.get(s.target)!;

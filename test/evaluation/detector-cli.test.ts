@@ -40,6 +40,17 @@ describe('s2s eval detectors', () => {
     expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/\| kl-noise \|/);
   });
 
+  it('exits when it is done with its progress bars on (a bar left running used to keep the process alive)', () => {
+    const out = mkdtempSync(join(tmpdir(), 's2s-detectors-'));
+    const withBars = common.filter((a) => a !== '--no-progress');
+    // A hang would block the test runner itself (spawnSync): a generous kill turns it into a failure.
+    const r = spawnSync(process.execPath, [cli, 'eval', 'detectors', ...withBars, '--limit', '2', '--holdout', '6', '--iterations', '1', '--draws', '1', '--batch-size', '2', '--out', out], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/calibration/);
+    expect(existsSync(join(out, 'detectors.json'))).toBe(true);
+  });
+
   it.each([
     [['--eps', '2'], /--eps/],
     [['--draws', '0'], /--draws/],
