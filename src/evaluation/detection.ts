@@ -62,3 +62,8 @@ export function rocFromHistograms(clean: readonly number[], adversarial: readonl
   }
   return { points, auc };
 }
+
+/** The AUC of that ROC, or null when either histogram is empty. */
+export function aucOfHistograms(clean: readonly number[], adversarial: readonly number[]): number | null {
+  return rocFromHistograms(clean, adversarial)?.auc ?? null;
+}

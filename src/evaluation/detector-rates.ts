@@ -1,5 +1,5 @@
 import { pairedCounts, mcnemar, wilson } from './statistics';
-import { SCORE_EDGES, binOf, emptyHistogram, flagged, rocFromHistograms } from './detection';
+import { SCORE_EDGES, aucOfHistograms, binOf, emptyHistogram, flagged } from './detection';
 import { thresholdAt } from '../pipeline/scores';
 
 /**
@@ -29,8 +29,6 @@ export interface ScoreRates {
   /** scores beyond the last bin edge (1e2): the AUC treats them as ties, so a count > 0 blurs it */
   offGrid: number;
 }
-
-const areaUnder = (clean: number[], adversarial: number[]) => rocFromHistograms(clean, adversarial)?.auc ?? null;
 
 export function scoreRates(a: {
   /** scores of the clean held-out training images */
@@ -72,8 +70,8 @@ export function scoreRates(a: {
     } else outcomes += '-';
   }
   return {
-    auc: areaUnder(cleanHist, advHist),
-    aucSuccessful: areaUnder(cleanHist, successHist),
+    auc: aucOfHistograms(cleanHist, advHist),
+    aucSuccessful: aucOfHistograms(cleanHist, successHist),
     threshold,
     cleanFlagged,
     clean: n,

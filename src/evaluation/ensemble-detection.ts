@@ -1,4 +1,4 @@
-import { binOf, emptyHistogram, flagged, rocFromHistograms } from './detection';
+import { aucOfHistograms, binOf, emptyHistogram, flagged } from './detection';
 import { ModelKey } from './settings';
 import { wilson } from './statistics';
 
@@ -68,8 +68,6 @@ export interface EnsembleDetection {
   combined: EnsembleDetectionCombined[];
 }
 
-const auc = (clean: number[], adversarial: number[]) => rocFromHistograms(clean, adversarial)?.auc ?? null;
-
 /**
  * One setting at one ε. `adversarial[i]` is null where image i was not
  * attacked (cleanOk[i] = 0); `robust` is the ensemble's verdict. The AUCs
@@ -117,8 +115,8 @@ export function detectionRow(a: {
     eps: a.eps,
     attacked,
     successful,
-    auc: auc(cleanHist, advHist),
-    aucSuccessful: auc(cleanHist, successHist),
+    auc: aucOfHistograms(cleanHist, advHist),
+    aucSuccessful: aucOfHistograms(cleanHist, successHist),
     flaggedSuccessful,
     detectionRate: successful > 0 ? flaggedSuccessful / successful : null,
     robustOrDetected: saved,

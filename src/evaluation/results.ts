@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../util/errors';
-import { SCORE_EDGES, rocFromHistograms } from './detection';
+import { SCORE_EDGES, aucOfHistograms } from './detection';
 import { Counts, Metrics, addCounts, deriveMetrics, emptyCounts } from './metrics';
 import { ModelKey, SettingName, Source } from './settings';
 
@@ -175,8 +175,7 @@ export function finalize(r: EvalResults): EvalResults {
 }
 
 function aucOf(clean: number[] | undefined, adv: number[]): number | null {
-  if (!clean) return null;
-  return rocFromHistograms(clean, adv)?.auc ?? null;
+  return clean ? aucOfHistograms(clean, adv) : null;
 }
 
 /** Pretty JSON with arrays of numbers (or null, where a value is missing) on one line: histograms and per-image scores would otherwise take a line each. */

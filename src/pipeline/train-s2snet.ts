@@ -9,7 +9,7 @@ import { Trainer } from '../training/trainer';
 import { adversarialDataset } from './recipes/adversarial-data';
 import { currentDefendedSource, frozenClassifierSource } from './recipes/adversarial-source';
 import { withInputNoise } from './recipes/noise-graph';
-import { STAGE2_RECIPE_METADATA, Stage2Recipe, checkRecipe, recipeRecord } from './recipes/recipe';
+import { ENCODER_VARIANT_RECORD, STAGE2_RECIPE_METADATA, Stage2Recipe, checkRecipe, recipeRecord } from './recipes/recipe';
 
 /**
  * Stage 2 of S2SNet (docs/protocol.md, "Training"): f ∘ s with the encoder and the
@@ -57,7 +57,7 @@ export interface S2SNetResult extends StageResult {
 
 /** What stage 2 trained, for the records (model metadata, manifest). */
 export function trainedRecord(trainEncoder = false): string {
-  return trainEncoder ? 'encoder.* and decoder.* (variant: encoder not frozen); classifier frozen' : 'decoder.* only; encoder and classifier frozen';
+  return trainEncoder ? ENCODER_VARIANT_RECORD : 'decoder.* only; encoder and classifier frozen';
 }
 
 /** Trainable encoder parameters of an autoencoder graph (the variant that trains the encoder too). */

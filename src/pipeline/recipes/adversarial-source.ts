@@ -1,10 +1,11 @@
 import { BpdaOracle } from '../../attacks/bpda';
 import { GradientOracle, OnnxGradientOracle } from '../../attacks/oracle';
+import { DataType } from '../../onnx/dtype';
 import { Graph, cloneGraph } from '../../onnx/graph';
 import { TensorData } from '../../onnx/tensor';
 import { ModelSession, createSession } from '../../runtime/session';
 import { initializersToInputs } from '../../training/graphEdit';
-import { composeDefended, reconstructionOutput } from '../compose';
+import { composeDefended, imageGeometry, reconstructionOutput } from '../compose';
 
 /**
  * Where stage 2's adversarial examples get their gradients: `oracle(batch)`
@@ -52,6 +53,8 @@ export function currentDefendedSource(ae: Graph, f: Graph, values: () => Readonl
     return g;
   };
   const recon = reconstructionOutput(ae);
+  const dims = imageGeometry(ae, 'autoencoder');
+  const per = dims.reduce((a, b) => a * b, 1);
   return {
     against: gradient === 'through-s' ? 'defended' : `defended (${gradient})`,
     async oracle(batch: number) {
@@ -66,10 +69,8 @@ export function currentDefendedSource(ae: Graph, f: Graph, values: () => Readonl
       s ??= createSession(liveAe([...now.keys()]), { intraOpThreads, label: 's in training (BPDA)' });
       bound = Object.fromEntries(now);
       const session = await s;
-      const dims = [...(ae.inputs.find((v) => v.name === 'input')?.shape ?? [])].slice(1) as number[];
-      const per = dims.reduce((a, b) => a * b, 1);
       const purify = async (x: Float32Array) => {
-        const r = await session.run({ ...bound, input: { dataType: 1, dims: [x.length / per, ...dims], data: x } }, [recon]);
+        const r = await session.run({ ...bound, input: { dataType: DataType.FLOAT, dims: [x.length / per, ...dims], data: x } }, [recon]);
         return r[recon].data as Float32Array;
       };
       return new BpdaOracle(fOracle, purify, 's in training');

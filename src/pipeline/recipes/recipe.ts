@@ -74,13 +74,16 @@ export function recipeRecord(r: Stage2Recipe): Record<string, unknown> {
   return { recipe: r.name, description: r.description, loss: r.loss, ...(r.noise ? { noise: `${r.noise.kind}:${r.noise.sigma}` } : {}), ...(r.adversarial ? { adversarial: { ...r.adversarial } } : {}) };
 }
 
+/** What stage 2 records as trained for the --train-encoder variant (model metadata, manifest). */
+export const ENCODER_VARIANT_RECORD = 'encoder.* and decoder.* (variant: encoder not frozen); classifier frozen';
+
 /** Whether an S2SNet's recorded stage 2 is the named variant that trained the encoder too (its encoder then differs from stage 1's by design). */
 export function encoderTrainedVariant(s2snet: Graph): boolean {
   const raw = s2snet.metadata?.[STAGE2_RECIPE_METADATA];
   if (!raw) return false;
   try {
     const trained = (JSON.parse(raw) as { trained?: unknown }).trained;
-    return typeof trained === 'string' && trained.startsWith('encoder.* and decoder.* (variant: encoder not frozen)');
+    return trained === ENCODER_VARIANT_RECORD;
   } catch {
     return false;
   }
