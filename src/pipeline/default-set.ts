@@ -13,8 +13,8 @@ import { holdoutSplit } from './splits';
 import { trainAutoencoder } from './train-autoencoder';
 import { trainClassifier } from './train-classifier';
 import { S2SLoss, trainS2SNet, trainedRecord } from './train-s2snet';
-import { recipeByName } from './recipes/catalogue';
-import { recipeRecord } from './recipes/recipe';
+import { AdversarialOverrides, recipeByName } from './recipes/catalogue';
+import { Stage2Recipe, recipeRecord } from './recipes/recipe';
 import { SmoothingPlan, attachSmoothing, smoothingTrainingRecord, trainSmoothingDenoiser } from './smoothing-denoiser';
 
 /**
@@ -46,7 +46,21 @@ export interface ClassifierRecipe {
   settings: StageSettings;
   /** train a smoothing denoiser for this set (docs/certification.md) */
   smoothing?: SmoothingRecipe;
+  /** this set's stage 2, where it is not the recipe's (`Recipe.s2snet`) */
+  s2snet?: Stage2Plan;
 }
+
+/** Stage 2 of an S2SNet: the paper's loss, or a named recipe (recipes/catalogue.ts), which takes precedence. */
+export interface Stage2Plan {
+  loss: S2SLoss;
+  recipe?: string;
+  /** overrides of the named recipe's adversarial inputs (as `s2s train s2snet --adv-*`) */
+  adversarial?: AdversarialOverrides;
+  settings: StageSettings;
+}
+
+/** The paper's stage 2 as the committed sets had it up to 1.2.0: CE on clean images, one epoch. */
+export const PAPER_STAGE2: Stage2Plan = { loss: 'ce', settings: { epochs: 1, batchSize: 128, lr: 3e-3, weightDecay: 0, seed: 6 } };
 
 /** A noisy-input recipe at σ on the decoder of the stage-1 autoencoder (default: the stability objective). */
 export interface SmoothingRecipe extends SmoothingPlan {
@@ -68,12 +82,24 @@ export interface Recipe {
   holdout: number;
   classifiers: ClassifierRecipe[];
   autoencoder: { arch: string; settings: StageSettings };
-  /** stage 2: the paper's loss, or a named recipe (recipes/catalogue.ts), which takes precedence */
-  s2snet: { loss: S2SLoss; recipe?: string; settings: StageSettings };
+  /** stage 2 of every S2SNet set without its own */
+  s2snet: Stage2Plan;
 }
 
+/**
+ * The default set's stage 2 since 1.3.0: adversarial training of the decoder
+ * against the current f ∘ s (`adversarial-fs`, docs/recipes.md) with a fifth
+ * of each batch adversarial.
+ */
+export const DEFAULT_STAGE2: Stage2Plan = {
+  loss: 'ce',
+  recipe: 'adversarial-fs',
+  adversarial: { fraction: 0.2 },
+  settings: { epochs: 1, steps: 1800, batchSize: 64, lr: 1e-3, weightDecay: 0, seed: 1 },
+};
+
 export const DEFAULT_RECIPE: Recipe = {
-  version: '1.2.0',
+  version: '1.3.0',
   holdout: 5000,
   classifiers: [
     {
@@ -90,6 +116,8 @@ export const DEFAULT_RECIPE: Recipe = {
       defence: 's2snet',
       description: 'Fashion-MNIST: ResNet-20 classifier defended by its own SegNet S2SNet (same stage-1 autoencoder)',
       settings: { epochs: 2, batchSize: 128, lr: 3e-3, weightDecay: 5e-4, seed: 1 },
+      // The paper's stage 2, kept for this set as the named variant to compare with.
+      s2snet: PAPER_STAGE2,
     },
     {
       arch: 'alexnet-small',
@@ -108,8 +136,24 @@ export const DEFAULT_RECIPE: Recipe = {
     },
   ],
   autoencoder: { arch: 'segnet-small', settings: { epochs: 1, batchSize: 64, lr: 3e-3, weightDecay: 0, seed: 5 } },
-  s2snet: { loss: 'ce', settings: { epochs: 1, batchSize: 128, lr: 3e-3, weightDecay: 0, seed: 6 } },
+  s2snet: DEFAULT_STAGE2,
 };
+
+/** The stage 2 a set's S2SNet is trained with. */
+export function stage2Of(recipe: Recipe, c: ClassifierRecipe): Stage2Plan {
+  return c.s2snet ?? recipe.s2snet;
+}
+
+/** The catalogue recipe of a plan with its overrides applied, or undefined for the paper's loss. */
+export function namedRecipe(plan: Stage2Plan): Stage2Recipe | undefined {
+  return plan.recipe ? recipeByName(plan.recipe, { adversarial: plan.adversarial }) : undefined;
+}
+
+/** What a set's manifest records of its stage 2. */
+export function stage2Record(plan: Stage2Plan): Record<string, unknown> {
+  const named = namedRecipe(plan);
+  return { ...(named ? recipeRecord(named) : { recipe: `paper-${plan.loss}` }), loss: named?.loss ?? plan.loss, trained: trainedRecord(), optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...plan.settings };
+}
 
 /** Stage ids in the order a full run takes them. */
 export function stageIds(recipe: Recipe): string[] {
@@ -250,18 +294,19 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
   const s2snets = new Map<string, Graph | undefined>();
   for (const c of recipe.classifiers.filter((x) => x.defence === 's2snet')) {
     const id = `s2snet:${c.arch}`;
+    const plan = stage2Of(recipe, c);
     const g = await stage(id, async () => {
       const r = await trainS2SNet({
         ...common,
         label: `s2snet for ${c.arch}`,
         autoencoder: need('autoencoder', ae),
         classifier: need(`classifier:${c.arch}`, classifiers.get(c.arch)),
-        loss: recipe.s2snet.loss,
-        recipe: recipe.s2snet.recipe ? recipeByName(recipe.s2snet.recipe) : undefined,
+        loss: plan.loss,
+        recipe: namedRecipe(plan),
         train: split.train,
         eval: validation,
-        evalEvery: perEpoch(recipe.s2snet.settings),
-        settings: settingsOf(recipe.s2snet.settings),
+        evalEvery: perEpoch(plan.settings),
+        settings: settingsOf(plan.settings),
         checkpointDir: join(o.work, `s2snet-${c.arch}`),
       });
       return { graph: r.s2snet, result: r };
@@ -318,9 +363,7 @@ export async function buildDefaultSets(o: DefaultSetOptions): Promise<DefaultSet
           trainingImages: split.train.size,
           classifier: { arch: c.arch, loss: 'cross-entropy', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...c.settings },
           autoencoder: { arch: recipe.autoencoder.arch, loss: 'mse', optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.autoencoder.settings },
-          ...(c.defence === 's2snet'
-            ? { s2snet: { ...(recipe.s2snet.recipe ? recipeRecord(recipeByName(recipe.s2snet.recipe)) : { recipe: `paper-${recipe.s2snet.loss}` }), loss: recipe.s2snet.recipe ? recipeByName(recipe.s2snet.recipe).loss : recipe.s2snet.loss, trained: trainedRecord(), optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...recipe.s2snet.settings } }
-            : {}),
+          ...(c.defence === 's2snet' ? { s2snet: stage2Record(stage2Of(recipe, c)) } : {}),
         },
       });
       if (c.smoothing) {

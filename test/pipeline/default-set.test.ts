@@ -6,6 +6,7 @@ import { loadModelSet } from '../../src/models/loader';
 import { loadModel } from '../../src/onnx/io';
 import { differingInitializers } from '../../src/pipeline/frozen';
 import { Recipe, buildDefaultSets, stageIds } from '../../src/pipeline/default-set';
+import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
 
 /**
  * The default-set recipe's plumbing on the committed subset with a tiny
@@ -78,6 +79,21 @@ describe('default-set recipe (tiny recipe, committed subset)', () => {
     expect((baseline.manifest.metrics as { detection: { score: string } }).detection.score).toMatch(/AE\(x\)/);
     // Both sets share the one stage-1 autoencoder.
     expect(own.manifest.files.autoencoder!.sha256).toBe(baseline.manifest.files.autoencoder!.sha256);
+  });
+
+  it("a set's own stage 2 overrides the recipe's: a named recipe with adversarial overrides, recorded in the manifest and the S2SNet", async () => {
+    const own: Recipe = {
+      ...recipe,
+      classifiers: [{ ...recipe.classifiers[0], smoothing: undefined, s2snet: { loss: 'ce', recipe: 'adversarial-fs', adversarial: { fraction: 0.25, iterations: 1 }, settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 9 } } }],
+    };
+    const dir = join(root, 'override');
+    const r = await buildDefaultSets({ ...base, recipe: own, out: join(dir, 'models'), work: join(dir, 'work'), only: ['autoencoder', 'classifier:mlp', 's2snet:mlp', 'sets'] });
+    expect(r.stages.map((s) => s.stage)).toEqual(['autoencoder', 'classifier:mlp', 's2snet:mlp']);
+    const set = await loadModelSet(join(dir, 'models', 'fm-mlp'));
+    const name = 'adversarial-fs(pgd-1:0-0.1 vs defended/alternate, 0.25)';
+    expect((set.manifest.metrics as { training: { s2snet: unknown } }).training.s2snet).toMatchObject({ recipe: name, loss: 'ce', adversarial: { fraction: 0.25, iterations: 1, gradient: 'alternate' }, seed: 9 });
+    expect(JSON.parse(loadModel(set.paths.s2snet!).metadata![STAGE2_RECIPE_METADATA])).toMatchObject({ recipe: name, seed: 9 });
+    expect(differingInitializers(loadModel(set.paths.autoencoder!), loadModel(set.paths.s2snet!), 'encoder.')).toEqual([]);
   });
 
   it('a second resumed run retrains nothing and reproduces the sets byte for byte', async () => {

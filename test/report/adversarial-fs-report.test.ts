@@ -7,6 +7,7 @@ import { assertEncoderFrozen } from '../../src/pipeline/frozen';
 import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
 import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
+import { paperSetManifest } from './paper-set';
 
 /**
  * reports/fashion-mnist-adversarial-fs: the worst-case evaluation of the
@@ -53,7 +54,7 @@ describe('reports/fashion-mnist-adversarial-fs', () => {
 
   it('the served default set was run on the same 1,000 images; the paired comparison in the READMEs is recomputed from the per-image outcomes', () => {
     const served = readEnsembleResults(join(dir, 'served-default', 'ensemble.json'));
-    const committed = JSON.parse(readFileSync(join(root, 'models', 'fashion-mnist', 'manifest.json'), 'utf8')).files as Record<string, { sha256: string }>;
+    const committed = paperSetManifest().files;
     for (const [key, h] of Object.entries(served.modelSet.files)) expect(h).toBe(committed[key]?.sha256);
     expect(served.images.ids).toEqual(results.images.ids);
     expect(served.config.params).toEqual(results.config.params);

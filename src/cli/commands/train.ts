@@ -10,7 +10,7 @@ import { UserError } from '../../util/errors';
 import { assembleModelSet } from '../../pipeline/assemble';
 import { Normalisation, canonicalClassifier, composeDefended, imageGeometry } from '../../pipeline/compose';
 import { DataSource, Geometry, openData } from '../../pipeline/data';
-import { DEFAULT_RECIPE, DEFAULT_SMOOTHING, buildDefaultSets, stageIds } from '../../pipeline/default-set';
+import { DEFAULT_RECIPE, DEFAULT_SMOOTHING, PAPER_STAGE2, buildDefaultSets, stageIds } from '../../pipeline/default-set';
 import { SMOOTHING_RECIPES, SmoothingPlan, SmoothingRecipeName, attachSmoothing, smoothingRecipe, smoothingTrainingRecord, trainSmoothingDenoiser } from '../../pipeline/smoothing-denoiser';
 import { loadModelSet } from '../../models/loader';
 import { StageResult, StageSettings } from '../../pipeline/run-stage';
@@ -89,7 +89,8 @@ function adversarialOverrides(o: AdvOpts): AdversarialOverrides {
 const RECIPE_DEFAULTS = {
   classifier: { arch: DEFAULT_RECIPE.classifiers[0].arch, ...DEFAULT_RECIPE.classifiers[0].settings },
   autoencoder: { arch: DEFAULT_RECIPE.autoencoder.arch, ...DEFAULT_RECIPE.autoencoder.settings },
-  s2snet: DEFAULT_RECIPE.s2snet.settings,
+  // The command's default loss is the paper's, so are its settings; a named --recipe states its own.
+  s2snet: PAPER_STAGE2.settings,
   smoothing: DEFAULT_SMOOTHING.settings,
 };
 

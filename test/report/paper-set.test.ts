@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeModel, loadModel } from '../../src/onnx/io';
+import { IDENTITY_NORMALISATION, canonicalClassifier, composeDefended } from '../../src/pipeline/compose';
+import { assertEncoderFrozen } from '../../src/pipeline/frozen';
+import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
+import { PAPER_STAGE2 } from '../../src/pipeline/default-set';
+import { trainedRecord } from '../../src/pipeline/train-s2snet';
+import { PAPER_SET_DIR, SERVED_SET_DIR, paperSetManifest, servedSetManifest } from './paper-set';
+
+const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+describe('the paper-recipe default set (1.2.0) that the earlier reports evaluated', () => {
+  const paper = paperSetManifest();
+  const served = servedSetManifest();
+
+  it('is the same set but for its S2SNet: classifier, autoencoder and smoothing denoiser are the served files', () => {
+    expect(paper.name).toBe(served.name);
+    expect(paper.version).toBe('1.2.0');
+    for (const key of ['classifier', 'autoencoder', 'smoothing']) {
+      expect(paper.files[key].sha256).toBe(served.files[key].sha256);
+      expect(sha(readFileSync(join(SERVED_SET_DIR, served.files[key].path)))).toBe(paper.files[key].sha256);
+    }
+    expect(paper.files.s2snet.sha256).not.toBe(served.files.s2snet.sha256);
+  });
+
+  it('keeps its S2SNet byte for byte; its defended graph is that S2SNet composed with the served classifier', () => {
+    const bytes = readFileSync(join(PAPER_SET_DIR, 's2snet.onnx'));
+    expect(sha(bytes)).toBe(paper.files.s2snet.sha256);
+    const s2snet = loadModel(join(PAPER_SET_DIR, 's2snet.onnx'));
+    const classifier = loadModel(join(SERVED_SET_DIR, 'classifier.onnx'));
+    expect(sha(encodeModel(composeDefended(s2snet, canonicalClassifier(classifier, IDENTITY_NORMALISATION))))).toBe(paper.files.defended.sha256);
+    assertEncoderFrozen(loadModel(join(SERVED_SET_DIR, 'autoencoder.onnx')), s2snet);
+    // Trained before stage-2 recipes were recorded in the graph; the manifest records the paper's stage 2, as the recipe keeps it.
+    expect(s2snet.metadata?.[STAGE2_RECIPE_METADATA]).toBeUndefined();
+    expect((paper.metrics as unknown as { training: { s2snet: unknown } }).training.s2snet).toEqual({ loss: 'ce', trained: trainedRecord(), optimizer: 'adamw', schedule: 'cosine, 5% linear warm-up', ...PAPER_STAGE2.settings });
+  });
+});

@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The default set as served up to version 1.2.0, whose S2SNet had the
+ * paper's stage 2 (`paper-ce`). The reports made before 1.3.0 evaluated it;
+ * since 1.3.0 the default set's S2SNet is adversarially trained, so those
+ * reports are checked against this record instead: its manifest and S2SNet
+ * are kept in reports/fashion-mnist/models/, and its classifier, autoencoder
+ * and smoothing denoiser are the served set's files, unchanged.
+ */
+export const ROOT = join(__dirname, '..', '..');
+export const PAPER_SET_DIR = join(ROOT, 'reports', 'fashion-mnist', 'models');
+export const SERVED_SET_DIR = join(ROOT, 'models', 'fashion-mnist');
+
+export interface SetManifest {
+  name: string;
+  version: string;
+  files: Record<string, { path: string; sha256: string }>;
+  metrics: { top1: Record<string, number> };
+}
+
+export const paperSetManifest = (): SetManifest => JSON.parse(readFileSync(join(PAPER_SET_DIR, 'manifest.json'), 'utf8')) as SetManifest;
+export const servedSetManifest = (): SetManifest => JSON.parse(readFileSync(join(SERVED_SET_DIR, 'manifest.json'), 'utf8')) as SetManifest;
