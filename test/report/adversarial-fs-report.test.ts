@@ -65,6 +65,6 @@ describe('reports/fashion-mnist-adversarial-fs', () => {
     // Prose wraps: compare with runs of white space as one space.
     const text = (readFileSync(join(root, 'README.md'), 'utf8') + readFileSync(join(dir, 'README.md'), 'utf8')).replace(/\s+/g, ' ');
     expect(text).toMatch(/26\.8 % \[24\.1, 29\.6\]/);
-    expect(text).toMatch(/273 images robust only under the adversarially trained S2SNet, 1 only under the served one/);
+    expect(text).toMatch(/273 images robust only under the adversarially trained S2SNet, 1 only under the paper-recipe one/);
   });
 });
