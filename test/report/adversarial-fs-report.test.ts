@@ -45,8 +45,8 @@ describe('reports/fashion-mnist-adversarial-fs', () => {
     expect(results.config.params.iterations).toBe(100);
   });
 
-  it('the README’s table is the summary of the committed run', () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  it('the report’s table is the summary of the committed run', () => {
+    const readme = readFileSync(join(dir, 'README.md'), 'utf8');
     const block = /<!-- ensemble:fashion-mnist-adversarial-fs -->\n([\s\S]*?)<!-- \/ensemble:fashion-mnist-adversarial-fs -->/.exec(readme);
     expect(block).not.toBeNull();
     expect(block![1]).toBe(ensembleMarkdown(results));

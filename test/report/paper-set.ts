@@ -17,7 +17,7 @@ export interface SetManifest {
   name: string;
   version: string;
   files: Record<string, { path: string; sha256: string }>;
-  metrics: { top1: Record<string, number> };
+  metrics: { top1: Record<string, number>; psnrDb: Record<string, number> };
 }
 
 export const paperSetManifest = (): SetManifest => JSON.parse(readFileSync(join(PAPER_SET_DIR, 'manifest.json'), 'utf8')) as SetManifest;

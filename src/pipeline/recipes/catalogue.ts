@@ -6,7 +6,7 @@ import { Stage2Recipe, checkRecipe } from './recipe';
  * in pixel units of [0, 1] images.
  */
 export const RECIPES: readonly Stage2Recipe[] = [
-  { name: 'paper-ce', loss: 'ce', description: "the paper's stage 2: CE(f(s(x)), y) on clean images (the committed S2SNet's recipe)" },
+  { name: 'paper-ce', loss: 'ce', description: "the paper's stage 2: CE(f(s(x)), y) on clean images (the default set's S2SNet up to 1.2.0, the ResNet set's)" },
   { name: 'paper-kl', loss: 'kl', description: 'label-free: KL(f(x) ‖ f(s(x))) on clean images' },
   { name: 'noise-ce', loss: 'ce', noise: { kind: 'gaussian', sigma: 0.1 }, description: 'CE(f(s(clip(x + n))), y), n ~ N(0, 0.1²) drawn per image and step' },
   { name: 'noise-kl', loss: 'kl', noise: { kind: 'gaussian', sigma: 0.1 }, description: 'KL(f(x) ‖ f(s(clip(x + n)))), n ~ N(0, 0.1²): reference on the clean image' },

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
+import { EnsembleResults } from '../../src/evaluation/ensemble';
+import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
+import { ROOT, servedSetManifest } from './paper-set';
+
+/**
+ * reports/fashion-mnist-worst-case: the served default set under the attack
+ * ensemble on 1,000 test images, 100 APGD iterations, ε = 0.05 and 0.1. It
+ * must be a run of the graphs being served, its tables in both READMEs must
+ * be the summary of the committed run, and the paired comparisons the prose
+ * states are recomputed from the per-image outcomes of the runs it names.
+ */
+const dir = join(ROOT, 'reports', 'fashion-mnist-worst-case');
+const block = (text: string, id: string) => new RegExp(`<!-- ensemble:${id} -->\\n([\\s\\S]*?)<!-- /ensemble:${id} -->`).exec(text)?.[1];
+const outcome = (r: EnsembleResults, setting: string, eps: number) => {
+  const row = [...r.combined, ...r.rows].find((x) => x.setting === setting && x.eps === eps);
+  if (!row) throw new Error(`no ${setting} row at ε = ${eps}`);
+  return row;
+};
+
+describe('reports/fashion-mnist-worst-case', () => {
+  const results = readEnsembleResults(join(dir, 'ensemble.json'));
+
+  it('is a run of the served default set, byte for byte, on 1,000 images with 100 APGD iterations at ε = 0.05 and 0.1', () => {
+    const served = servedSetManifest();
+    expect(results.modelSet.name).toBe(served.name);
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(results.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(results.images.ids).toHaveLength(1000);
+    expect(results.config.params.iterations).toBe(100);
+    expect([...new Set(results.combined.map((c) => c.eps))].sort()).toEqual([0.05, 0.1]);
+  });
+
+  it('the README’s table and the report’s are the summary of the committed run', () => {
+    const expected = ensembleMarkdown(results);
+    expect(block(readFileSync(join(ROOT, 'README.md'), 'utf8'), 'fashion-mnist-default')).toBe(expected);
+    expect(block(readFileSync(join(dir, 'README.md'), 'utf8'), 'fashion-mnist-default')).toBe(expected);
+  });
+
+  it('the earlier S2SNets were attacked on the same images with the same ensemble, so the paired counts compare like with like', () => {
+    const halfBatch = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-adversarial-fs', 'ensemble.json'));
+    const paper = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-adversarial-fs', 'served-default', 'ensemble.json'));
+    for (const other of [halfBatch, paper]) {
+      expect(other.images.ids).toEqual(results.images.ids);
+      expect(other.config.params).toEqual(results.config.params);
+    }
+    // The plain autoencoder is the same graph in all three runs.
+    expect(halfBatch.modelSet.files.autoencoder).toBe(results.modelSet.files.autoencoder);
+    const converged = readEnsembleResults(join(dir, 'ae-converged', 'ensemble.json'));
+    // [robust under the served S2SNet, robust under the other, only under the served one, only under the other], as the READMEs state them.
+    const stated: Array<[EnsembleResults, string, number, number[]]> = [
+      [paper, 'defended', 0.05, [549, 268, 281, 0]],
+      [halfBatch, 'defended', 0.05, [549, 540, 28, 19]],
+      [halfBatch, 'defended', 0.1, [269, 278, 22, 31]],
+      [converged, 'autoencoder-all', 0.05, [549, 296, 254, 1]],
+    ];
+    for (const [other, setting, eps, counts] of stated) {
+      const a = outcome(results, 'defended', eps);
+      const b = outcome(other, setting, eps);
+      const c = pairedCounts(a.outcomes, b.outcomes);
+      expect([a.robust, b.robust, c.onlyA, c.onlyB]).toEqual(counts);
+    }
+    expect(mcnemar(281, 0)).toBeLessThan(1e-84);
+    expect(mcnemar(28, 19)).toBeGreaterThan(0.2);
+    const text = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(text).toMatch(/54\.9 % against 26\.8 % — 281 images robust only under the new S2SNet, 0 only under the old \(p = 5\.1e-85\)/);
+    expect(text).toMatch(/29\.6 % \[26\.9, 32\.5\] at ε = 0\.05 \(254 vs 1 against the S2SNet/);
+  });
+
+  it('the fair-baseline check attacked the committed copy of the longer-trained autoencoder, with the served classifier, on the same images', () => {
+    const sub = join(dir, 'ae-converged');
+    const manifest = JSON.parse(readFileSync(join(sub, 'manifest.json'), 'utf8')) as { files: Record<string, { sha256: string }>; metrics: { psnrDb: { autoencoder: number } } };
+    const run = readEnsembleResults(join(sub, 'ensemble.json'));
+    const aeSha = createHash('sha256').update(readFileSync(join(sub, 'autoencoder.onnx'))).digest('hex');
+    expect(manifest.files.autoencoder.sha256).toBe(aeSha);
+    expect(run.modelSet.files.autoencoder).toBe(aeSha);
+    expect(run.modelSet.files.classifier).toBe(servedSetManifest().files.classifier.sha256);
+    expect(run.images.ids).toEqual(results.images.ids);
+    expect(run.config.params).toEqual(results.config.params);
+    // Stage 1 trained on: its reconstructions are closer (31.1 dB against the committed 27.6 dB on the test images).
+    expect(manifest.metrics.psnrDb.autoencoder).toBeGreaterThan(servedSetManifest().metrics.psnrDb.autoencoder + 3);
+  });
+});
