@@ -4,6 +4,7 @@ import { EnsembleResults } from '../evaluation/ensemble';
 import { UserError } from '../util/errors';
 import { AblationEntry, ablationMarkdown } from './ablation';
 import { readEnsembleResults } from './ensemble-summary';
+import { ENCODER_VARIANT_RECORD } from '../pipeline/recipes/recipe';
 
 /**
  * Reads an ablation folder and rewrites the table block of its README:
@@ -25,7 +26,7 @@ function json<T>(path: string): T | null {
 
 /** A recipe's description, plus what stage 2 trained when that is not the paper's decoder alone (the description is the catalogue's and does not say). */
 function describe(description: string, trained: string | undefined): string {
-  return trained && trained.includes('variant') ? `${description} — ${trained}` : description;
+  return trained === ENCODER_VARIANT_RECORD ? `${description} — ${trained}` : description;
 }
 
 export function readAblation(dir: string): { baseline: EnsembleResults; entries: AblationEntry[] } {
