@@ -1,6 +1,6 @@
 import { Attack, AttackContext, AttackInput, checkInput, withDefaults } from './attack';
 import { LossKind, ascentSign, attackObjective, isAdversarial } from './objective';
-import { GradientOracle } from './oracle';
+import { GradientOracle, GradientResult, judgeWith } from './oracle';
 import { projectLinf, quantize } from './pixels';
 import { streamRng } from './seeding';
 
@@ -29,8 +29,10 @@ const { abs, ceil, max } = Math;
  * the oracle's model, else the first fooling iterate rounded if that still
  * fools, else the best-objective one. (Returning the first fooling iterate,
  * as AutoAttack does without a grid, lost half the successes on the default
- * classifier: it sits on the decision boundary, and rounding undoes it.) Everything is per image, so the result does not depend on the
- * batch.
+ * classifier: it sits on the decision boundary, and rounding undoes it.)
+ * "Fools" means the model is wrong and, where the oracle fronts a detector
+ * (oracle.ts `Judgement`), the detector does not refuse the input.
+ * Everything is per image, so the result does not depend on the batch.
  */
 export interface ApgdParams {
   iterations?: number;
@@ -130,8 +132,9 @@ export function apgd(params: ApgdParams = {}): Attack {
         // grid; the first fooling iterate may sit on the boundary, which rounding can undo. Try the
         // former first, the latter where it fails.
         const onGrid = quantize(w.best, sub.x, ctx.eps);
-        const logits = await oracle.logits(onGrid, sub.ids, (q + 1) * (o.iterations + 1));
-        const second = [...rows.keys()].filter((j) => w.fooled[j] && !isAdversarial(logits, k, j, sub.labels[j], ctx.targeted));
+        const { logits, refused } = await judgeWith(oracle, onGrid, sub.ids, (q + 1) * (o.iterations + 1));
+        const succeeds = (z: Float32Array, no: Uint8Array | undefined, m: number, j: number) => isAdversarial(z, k, m, sub.labels[j], ctx.targeted) && !no?.[m];
+        const second = [...rows.keys()].filter((j) => w.fooled[j] && !succeeds(logits, refused, j, j));
         const fallback = new Map<number, { x: Float32Array; fooled: boolean; score: number }>();
         if (second.length) {
           const fx = new Float32Array(second.length * d);
@@ -141,15 +144,15 @@ export function apgd(params: ApgdParams = {}): Attack {
             x0.set(sub.x.subarray(j * d, (j + 1) * d), m * d);
           });
           const g = quantize(fx, x0, ctx.eps);
-          const z = await oracle.logits(g, second.map((j) => sub.ids[j]), (q + 1) * (o.iterations + 1));
+          const z = await judgeWith(oracle, g, second.map((j) => sub.ids[j]), (q + 1) * (o.iterations + 1));
           second.forEach((j, m) => {
-            fallback.set(j, { x: g.slice(m * d, (m + 1) * d), fooled: isAdversarial(z, k, m, sub.labels[j], ctx.targeted), score: attackObjective(o.loss, ctx.targeted, z, k, m, sub.labels[j]) });
+            fallback.set(j, { x: g.slice(m * d, (m + 1) * d), fooled: succeeds(z.logits, z.refused, m, j), score: attackObjective(o.loss, ctx.targeted, z.logits, k, m, sub.labels[j]) });
           });
         }
         rows.forEach((i, j) => {
           const f = fallback.get(j);
           const useFallback = f?.fooled === true;
-          const fooled = useFallback || isAdversarial(logits, k, j, sub.labels[j], ctx.targeted);
+          const fooled = useFallback || succeeds(logits, refused, j, j);
           const score = useFallback ? f!.score : attackObjective(o.loss, ctx.targeted, logits, k, j, sub.labels[j]);
           if (fooled || score > bestScore[i]) {
             best.set(useFallback ? f!.x : onGrid.subarray(j * d, (j + 1) * d), i * d);
@@ -195,14 +198,15 @@ async function walk(oracle: GradientOracle, input: AttackInput, start: Float32Ar
   const bestGrad = Float32Array.from(grad);
   const fooledX = new Float32Array(cur.length);
   const fooled = new Uint8Array(n);
-  const markFooled = (logits: Float32Array, x: Float32Array) => {
+  // An input the oracle's detector refuses is no success, however wrong the model is on it.
+  const markFooled = (res: GradientResult, x: Float32Array) => {
     for (let i = 0; i < n; i++) {
-      if (fooled[i] || !isAdversarial(logits, k, i, input.labels[i], o.targeted)) continue;
+      if (fooled[i] || res.refused?.[i] || !isAdversarial(res.logits, k, i, input.labels[i], o.targeted)) continue;
       fooled[i] = 1;
       fooledX.set(x.subarray(i * d, (i + 1) * d), i * d);
     }
   };
-  markFooled(r.logits, cur);
+  markFooled(r, cur);
 
   const step = new Float64Array(n).fill(2 * o.eps);
   const rises = new Int32Array(n);
@@ -230,7 +234,7 @@ async function walk(oracle: GradientOracle, input: AttackInput, start: Float32Ar
     cur = Float32Array.from(next);
     r = await request(cur, t + 1);
     grad = Float32Array.from(r.grad);
-    markFooled(r.logits, cur);
+    markFooled(r, cur);
     for (let i = 0; i < n; i++) {
       const v = o.sign * r.loss[i];
       if (v > objective[i]) rises[i]++;

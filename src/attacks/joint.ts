@@ -1,4 +1,10 @@
-import { GradientOracle, GradientRequest, GradientResult } from './oracle';
+import { GradientOracle, GradientRequest, GradientResult, Judgement } from './oracle';
+
+/**
+ * Which inputs a consistency detector refuses, from the judged (defended)
+ * model's logits and the other (undefended) model's, both [n, K]: 1 = refused.
+ */
+export type RefusalRule = (judgedLogits: Float32Array, otherLogits: Float32Array) => Uint8Array;
 
 /**
  * An attacker who knows the detector. The detector flags an image when f(x)
@@ -11,16 +17,21 @@ import { GradientOracle, GradientRequest, GradientResult } from './oracle';
  *
  * The gradient is the exact gradient of the summed loss. The logits are the
  * defended model's (`judged`): they decide whether an attack counts the
- * image as done.
+ * image as done. Given the detector's rule, the oracle also reports which
+ * inputs the detector refuses (`refused`, `judge`), so an attack that
+ * honours refusals (APGD) keeps going until it finds an example that is both
+ * wrong and unflagged, instead of stopping at the first wrong one.
  */
 export class JointOracle implements GradientOracle {
   readonly name: string;
   readonly imageSize: number;
   readonly numClasses: number;
+  readonly judge?: (x: Float32Array, ids: readonly number[], step: number) => Promise<Judgement>;
 
   constructor(
     private readonly judged: GradientOracle,
     private readonly other: GradientOracle,
+    private readonly refuses?: RefusalRule,
   ) {
     if (judged.imageSize !== other.imageSize || judged.numClasses !== other.numClasses) {
       throw new Error(`joint oracle: ${judged.name} and ${other.name} differ in image size or class count`);
@@ -28,6 +39,12 @@ export class JointOracle implements GradientOracle {
     this.name = `${judged.name}+${other.name}`;
     this.imageSize = judged.imageSize;
     this.numClasses = judged.numClasses;
+    if (refuses) {
+      this.judge = async (x, ids, step) => {
+        const logits = await judged.logits(x, ids, step);
+        return { logits, refused: refuses(logits, await other.logits(x, ids, step)) };
+      };
+    }
   }
 
   async gradient(req: GradientRequest): Promise<GradientResult> {
@@ -37,7 +54,9 @@ export class JointOracle implements GradientOracle {
     for (let i = 0; i < grad.length; i++) grad[i] = a.grad[i] + b.grad[i];
     const loss = new Float32Array(a.loss.length);
     for (let i = 0; i < loss.length; i++) loss[i] = a.loss[i] + b.loss[i];
-    return { logits: a.logits, loss, grad };
+    const out: GradientResult = { logits: a.logits, loss, grad };
+    if (this.refuses) out.refused = this.refuses(a.logits, b.logits);
+    return out;
   }
 
   logits(x: Float32Array, ids: readonly number[], step: number): Promise<Float32Array> {

@@ -34,6 +34,19 @@ export interface GradientResult {
   loss: Float32Array;
   /** d(loss[i]) / d(x[i]) for every image i, same layout as x */
   grad: Float32Array;
+  /** per image, 1 where a detector in front of the judged model refuses the input (see `Judgement`) */
+  refused?: Uint8Array;
+}
+
+/**
+ * The judged model's logits, and for an oracle that fronts a detector the
+ * inputs it refuses. An attack that honours refusals (APGD) never counts a
+ * refused input as a success: the attacker who knows the detector must fool
+ * the model *and* slip past the detector.
+ */
+export interface Judgement {
+  logits: Float32Array;
+  refused?: Uint8Array;
 }
 
 export interface GradientOracle {
@@ -44,6 +57,8 @@ export interface GradientOracle {
   gradient(req: GradientRequest): Promise<GradientResult>;
   /** forward pass only; randomised oracles average their draws */
   logits(x: Float32Array, ids: readonly number[], step: number): Promise<Float32Array>;
+  /** logits and refusals, for oracles that front a detector; without it nothing is refused */
+  judge?(x: Float32Array, ids: readonly number[], step: number): Promise<Judgement>;
   release(): Promise<void>;
 }
 
@@ -242,4 +257,9 @@ export class OnnxGradientOracle implements GradientOracle {
     this.sessions.clear();
     for (const s of all) await (await s).release();
   }
+}
+
+/** The oracle's judgement of x: its `judge` where it has one, else its logits with nothing refused. */
+export async function judgeWith(oracle: GradientOracle, x: Float32Array, ids: readonly number[], step: number): Promise<Judgement> {
+  return oracle.judge ? oracle.judge(x, ids, step) : { logits: await oracle.logits(x, ids, step) };
 }

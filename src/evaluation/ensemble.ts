@@ -2,6 +2,7 @@ import { apgd } from '../attacks/apgd';
 import { Attack } from '../attacks/attack';
 import { BpdaOracle } from '../attacks/bpda';
 import { EotOracle } from '../attacks/eot';
+import { JointOracle } from '../attacks/joint';
 import { NoiseSpec, addNoise, noiseId } from '../attacks/noise';
 import { argmax } from '../attacks/objective';
 import { GradientOracle, OnnxGradientOracle } from '../attacks/oracle';
@@ -11,6 +12,7 @@ import { Progress, progressBar, silentProgress } from '../pipeline/progress';
 import { klScores } from '../pipeline/scores';
 import { ProviderChoice } from '../runtime/providers';
 import { UserError } from '../util/errors';
+import { flagged } from './detection';
 import { combinedRows, detectionSummary, ensembleRow, pairedComparisons } from './ensemble-derived';
 import { EnsembleDetection, EnsembleDetectionRow, detectionRow, detectorJudges } from './ensemble-detection';
 import { ForwardSessions, loadEvalModels } from './models';
@@ -33,11 +35,17 @@ export { ENSEMBLE_COMBINED } from './ensemble-derived';
  * setting's gradient source. The BPDA settings take f's gradient at s(x)
  * straight through s (attacks/bpda.ts); with a noise layer the judged model
  * sees clip(x' + n) and every gradient is an EOT average over draws.
+ *
+ * `detector-aware` is the attacker who knows the set's KL detector: the
+ * gradient of L(f) + L(f ∘ s) (attacks/joint.ts), and an example counts as
+ * a success only where f ∘ s is wrong *and* the detector does not flag it,
+ * so APGD keeps searching past examples the detector would catch. Its row's
+ * "robust or detected" is the operator's accuracy against that attacker.
  */
-export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda';
+export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda' | 'detector-aware';
 
-/** Where gradients come from: a model, or f's gradient passed straight through a purifier. */
-export type EnsembleSource = ModelKey | 'bpda-s' | 'bpda-ae';
+/** Where gradients come from: a model, f's gradient passed straight through a purifier, or f and f ∘ s together. */
+export type EnsembleSource = ModelKey | 'bpda-s' | 'bpda-ae' | 'f+fs';
 
 export interface EnsembleSetting {
   name: EnsembleSettingName;
@@ -53,6 +61,7 @@ export const ENSEMBLE_SETTINGS: readonly EnsembleSetting[] = [
   { name: 'graybox', source: 'fs', target: 'f', description: 'gradients of f ∘ s, judged on f (defence by removal)' },
   { name: 'autoencoder', source: 'fae', target: 'fae', description: 'gradients of f ∘ AE, judged on f ∘ AE (plain-AE baseline)' },
   { name: 'autoencoder-bpda', source: 'bpda-ae', target: 'fae', description: "f's gradient at AE(x) passed straight through the AE, judged on f ∘ AE" },
+  { name: 'detector-aware', source: 'f+fs', target: 'fs', description: 'gradients of L(f) + L(f ∘ s), a success only where f ∘ s is wrong and the KL detector does not flag the example, judged on f ∘ s' },
 ];
 
 export const DEFAULT_ENSEMBLE_SETTINGS: readonly EnsembleSettingName[] = ['undefended', 'whitebox', 'whitebox-bpda', 'graybox', 'autoencoder', 'autoencoder-bpda'];
@@ -208,8 +217,11 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
     needed.add(s.target);
     if (s.source === 'bpda-s') needed.add('fs');
     else if (s.source === 'bpda-ae') needed.add('fae');
+    else if (s.source === 'f+fs') needed.add('f').add('fs');
     else needed.add(s.source);
   }
+  // The detector compares f(x) with f ∘ s on a noise draw of its own; the attacker's refusal rule sees no noise.
+  if (o.noise && o.settings.some((s) => s.source === 'f+fs')) throw new UserError('the detector-aware ensemble setting runs without a noise layer (drop --noise, or the setting)');
   const models = await loadEvalModels(o.models, needed);
   const m = models.manifest;
   const data = await openData(o.data, { split: 'test', labelled: true, geometry: { channels: m.input.channels, height: m.input.height, width: m.input.width } });
@@ -225,6 +237,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
   const n = rows.length;
 
   const sessionOptions = { provider: o.provider ?? 'auto', intraOpThreads: o.threads ?? 0 };
+  const threshold = models.graphs.fs ? m.detection.threshold : null;
   const forward = new ForwardSessions(models, sessionOptions);
   const oracles = new Map<ModelKey, OnnxGradientOracle>();
   const modelOracle = (key: ModelKey) => {
@@ -243,6 +256,11 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
   const baseOracle = (source: EnsembleSource): GradientOracle => {
     if (source === 'bpda-s') return new BpdaOracle(modelOracle('f'), reconstruct('fs'), 's');
     if (source === 'bpda-ae') return new BpdaOracle(modelOracle('f'), reconstruct('fae'), 'AE');
+    if (source === 'f+fs') {
+      const t = threshold;
+      if (t === null) throw new UserError(`model set ${m.name} has no S2SNet detector: the detector-aware setting needs one`);
+      return new JointOracle(modelOracle('fs'), modelOracle('f'), (fsLogits, fLogits) => Uint8Array.from(klScores(fLogits, fsLogits, k), (v) => (flagged(v, t) ? 1 : 0)));
+    }
     return modelOracle(source);
   };
   const oracleFor = (source: EnsembleSource, member: MemberName): GradientOracle => {
@@ -273,7 +291,6 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
     return out;
   };
   // The service's detector: f sees the input as received, f ∘ s the noise drawn for `purpose` (the judged model's own draw).
-  const threshold = models.graphs.fs ? m.detection.threshold : null;
   const detectorScores = async (v: Float32Array, positions: number[], purpose: string) => {
     const out = new Float64Array(positions.length);
     await batched(v, positions, async (u, idx, s) => {
@@ -330,7 +347,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
             const bx = new Float32Array(idx.length * per);
             idx.forEach((i, j) => bx.set(x.subarray(i * per, (i + 1) * per), j * per));
             const adv = await attack.run(oracle, { x: bx, labels: Int32Array.from(idx, (i) => y[i]), ids: idx.map((i) => rows[i]) }, { eps, targeted: false, seed: streamSeed(o.seed, 'ensemble', name, setting.source, eps) });
-            passes += attack.passes * idx.length * (o.noise ? eotSamples : 1);
+            passes += attack.passes * idx.length * (o.noise ? eotSamples : 1) * (setting.source === 'f+fs' ? 2 : 1);
             idx.forEach((i, j) => made.set(key(i), adv.slice(j * per, (j + 1) * per)));
             progress.tick(idx.length);
           }
