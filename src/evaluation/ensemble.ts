@@ -39,8 +39,10 @@ export { ENSEMBLE_COMBINED } from './ensemble-derived';
  * `detector-aware` is the attacker who knows the set's KL detector: the
  * gradient of L(f) + L(f ∘ s) (attacks/joint.ts), and an example counts as
  * a success only where f ∘ s is wrong *and* the detector does not flag it,
- * so APGD keeps searching past examples the detector would catch. Its row's
- * "robust or detected" is the operator's accuracy against that attacker.
+ * so APGD keeps searching past examples the detector would catch, and an
+ * image whose example is flagged stays in for the next member. Its row's
+ * robust count is therefore "robust or detected": the accuracy of an
+ * operator who rejects flagged inputs, against the attacker who knows that.
  */
 export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda' | 'detector-aware';
 
@@ -61,7 +63,7 @@ export const ENSEMBLE_SETTINGS: readonly EnsembleSetting[] = [
   { name: 'graybox', source: 'fs', target: 'f', description: 'gradients of f ∘ s, judged on f (defence by removal)' },
   { name: 'autoencoder', source: 'fae', target: 'fae', description: 'gradients of f ∘ AE, judged on f ∘ AE (plain-AE baseline)' },
   { name: 'autoencoder-bpda', source: 'bpda-ae', target: 'fae', description: "f's gradient at AE(x) passed straight through the AE, judged on f ∘ AE" },
-  { name: 'detector-aware', source: 'f+fs', target: 'fs', description: 'gradients of L(f) + L(f ∘ s), a success only where f ∘ s is wrong and the KL detector does not flag the example, judged on f ∘ s' },
+  { name: 'detector-aware', source: 'f+fs', target: 'fs', description: 'gradients of L(f) + L(f ∘ s), judged on f ∘ s behind the KL detector: robust means f ∘ s right or the example flagged' },
 ];
 
 export const DEFAULT_ENSEMBLE_SETTINGS: readonly EnsembleSettingName[] = ['undefended', 'whitebox', 'whitebox-bpda', 'graybox', 'autoencoder', 'autoencoder-bpda'];
@@ -354,6 +356,12 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
           progress.tick(n - missing.length);
           todo.forEach((i) => (finalBy[i] = name));
           const ok = await judge(setting.target, gather(name, todo), todo, `${setting.name}:${name}:${eps}`);
+          // Against the attacker who knows the detector, a flagged example is a failed attack: the image stays
+          // in for the next member, which may find one the detector lets pass.
+          if (setting.source === 'f+fs') {
+            const sc = await detectorScores(gather(name, todo), todo, `${setting.name}:${name}:${eps}`);
+            sc.forEach((v, j) => flagged(v, threshold!) && (ok[j] = 1));
+          }
           let broken = 0;
           todo.forEach((i, j) => {
             if (!ok[j]) {

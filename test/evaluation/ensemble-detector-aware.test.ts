@@ -4,8 +4,8 @@ import { EnsembleResults, parseEnsembleSettings, runEnsemble } from '../../src/e
 import { FASHION_SMALL } from './model-set';
 
 /**
- * The detector-aware ensemble setting on the committed default set (6
- * images, APGD-CE with 5 iterations): gradients of L(f) + L(f ∘ s), judged
+ * The detector-aware ensemble setting on the committed default set (8
+ * images, APGD-CE with 10 iterations, ε = 0.15): gradients of L(f) + L(f ∘ s), judged
  * on f ∘ s, scored by the set's detector; it costs two gradient passes per
  * step, and it refuses a noise layer it could not model.
  */
@@ -14,11 +14,11 @@ const base = {
   models,
   data: FASHION_SMALL,
   members: ['apgd-ce' as const],
-  params: { iterations: 5, restarts: 1, targetClasses: 2 },
-  eps: [0.1],
-  limit: 6,
+  params: { iterations: 10, restarts: 1, targetClasses: 2 },
+  eps: [0.15],
+  limit: 8,
   seed: 5,
-  batchSize: 6,
+  batchSize: 8,
   threads: 1,
   progress: false,
   provider: 'cpu' as const,
@@ -34,21 +34,23 @@ describe('the detector-aware ensemble setting (committed default set)', () => {
 
   it('attacks f and f ∘ s together and judges f ∘ s, on the images f ∘ s gets right', () => {
     const row = aware.rows.find((r) => r.setting === 'detector-aware')!;
-    expect(row).toMatchObject({ source: 'f+fs', target: 'fs', eps: 0.1, n: 6 });
+    expect(row).toMatchObject({ source: 'f+fs', target: 'fs', eps: 0.15, n: 8 });
     expect(row.cleanCorrect).toBe(whitebox.rows[0].cleanCorrect);
     expect(row.members[0].attacked).toBe(row.cleanCorrect);
   });
 
-  it('is scored by the detector, and "robust or detected" follows from the per-image scores', () => {
+  it('counts a flagged example as a failed attack: its robust count is "robust or detected", and every break is unflagged', () => {
     const d = aware.detection!;
     const x = d.rows.find((r) => r.setting === 'detector-aware')!;
     const row = aware.rows.find((r) => r.setting === 'detector-aware')!;
     expect(x.attacked).toBe(row.cleanCorrect);
+    expect(x.outcomes).toBe(row.outcomes);
+    expect(x.robustOrDetected).toBe(row.robust);
+    // the run has breaks to check (at ε = 0.15 the set does not hold every image)
+    expect(row.robust).toBeLessThan(row.cleanCorrect);
     x.scores.forEach((s, i) => {
-      const ok = row.outcomes[i] === '1' || (s !== null && s > d.threshold);
-      expect(x.outcomes[i]).toBe(ok ? '1' : '0');
+      if (row.outcomes[i] === '0' && s !== null) expect(s).toBeLessThanOrEqual(d.threshold);
     });
-    expect(x.robustOrDetected).toBeGreaterThanOrEqual(row.robust);
   });
 
   it('counts two gradient passes per step: one through f, one through f ∘ s', () => {
