@@ -43,8 +43,10 @@ describe('health listener: liveness follows the main event loop', () => {
     });
     afterAll(() => health.close());
 
+    // A new connection per probe, as the kubelet makes them: a kept-alive socket could have been closed
+    // by the listener's keep-alive timeout while spawnSync held this loop, before undici's timers saw it.
     const get = async (path: string) => {
-      const r = await request(`${health.url}${path}`);
+      const r = await request(`${health.url}${path}`, { reset: true });
       const text = await r.body.text();
       return { status: r.statusCode, text };
     };
@@ -78,7 +80,7 @@ describe('health listener: liveness follows the main event loop', () => {
 
     it('answers 404 off its routes and 405 to anything but GET', async () => {
       expect((await get('/v1/classify')).status).toBe(404);
-      const post = await request(`${health.url}/v2/health/live`, { method: 'POST', body: '' });
+      const post = await request(`${health.url}/v2/health/live`, { method: 'POST', body: '', reset: true });
       await post.body.text();
       expect([post.statusCode, post.headers.allow]).toEqual([405, 'GET, HEAD']);
     });
