@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { UserError } from '../util/errors';
+import { decodePlainPng } from './plain-png';
 import type { InputSpec, ResizeFit } from '../models/manifest';
 
 /**
@@ -80,6 +81,8 @@ async function decodeError(bytes: Uint8Array, label: string, e: unknown, limit: 
 /**
  * Decodes one image into `out` at `offset` (C·H·W floats), or into a new array.
  * `label` names the image in error messages (e.g. "image 2" or a part's filename).
+ * A PNG that already is the model's input is decoded in-line (plain-png.ts);
+ * every other image goes through sharp.
  */
 export async function decodeImage(
   bytes: Uint8Array,
@@ -93,8 +96,13 @@ export async function decodeImage(
   const format = sniffFormat(bytes);
   if (!format) throw new UserError(`${label} is not a JPEG, PNG, WebP, GIF or TIFF image`, 415);
   const lim = typeof limits === 'number' ? { maxPixels: limits } : limits;
-  const limit = limitFor(format, lim);
+  const plain = format === 'png' ? decodePlainPng(bytes, geo, limitFor(format, lim).pixels) : undefined;
+  return toPlanes(plain ?? (await decodeWithSharp(bytes, format, geo, lim, label)), geo, out, offset);
+}
 
+/** The general path: any supported format, size and colour space, through a libvips pipeline; interleaved bytes (H·W·C). */
+export async function decodeWithSharp(bytes: Uint8Array, format: ImageFormat, geo: Geometry, lim: DecodeLimits, label = 'image'): Promise<Uint8Array> {
+  const limit = limitFor(format, lim);
   let img = sharp(bytes, { limitInputPixels: limit.pixels, autoOrient: true, failOn: 'warning', pages: 1 });
   if (lim.timeoutS) img = img.timeout({ seconds: lim.timeoutS });
   let pipeline = img.removeAlpha();
@@ -111,10 +119,14 @@ export async function decodeImage(
     throw await decodeError(bytes, label, e, limit);
   }
   if (channels !== geo.channels) throw new Error(`sharp produced ${channels} channels, expected ${geo.channels}`);
+  return data;
+}
 
+/** Interleaved bytes (H·W·C) → C·H·W floats in [0,1], into `out` at `offset` or a new array. */
+function toPlanes(data: Uint8Array, geo: Geometry, out: Float32Array | undefined, offset: number): Float32Array {
   const plane = geo.height * geo.width;
-  const dst = out ?? new Float32Array(geo.channels * plane);
-  // HWC bytes → CHW floats in [0,1]
+  const channels = geo.channels;
+  const dst = out ?? new Float32Array(channels * plane);
   for (let c = 0; c < channels; c++) {
     const base = offset + c * plane;
     for (let p = 0, s = c; p < plane; p++, s += channels) dst[base + p] = data[s] / 255;
