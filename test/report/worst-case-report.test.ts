@@ -82,4 +82,32 @@ describe('reports/fashion-mnist-worst-case', () => {
     // Stage 1 trained on: its reconstructions are closer (31.1 dB against the committed 27.6 dB on the test images).
     expect(manifest.metrics.psnrDb.autoencoder).toBeGreaterThan(servedSetManifest().metrics.psnrDb.autoencoder + 3);
   });
+
+  it('the detector-aware ensemble attacked the served set on the same images; the counts its section states are recomputed from the outcomes', () => {
+    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+    const served = servedSetManifest();
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(aware.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(aware.images.ids).toEqual(results.images.ids);
+    expect(aware.config.params).toEqual(results.config.params);
+    expect(aware.config.members).toEqual(results.config.members);
+    expect(aware.config.settings).toEqual(['detector-aware']);
+    const report = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(block(report, 'fashion-mnist-detector-aware')).toBe(ensembleMarkdown(aware));
+
+    const awareRow = outcome(aware, 'detector-aware', 0.05);
+    const blind = results.detection!.combined.find((c) => c.setting === 'defended' && c.eps === 0.05)!;
+    const c = pairedCounts(blind.outcomes, awareRow.outcomes);
+    expect([blind.robustOrDetected, awareRow.robust, c.onlyA, c.onlyB]).toEqual([710, 655, 87, 32]);
+    expect(mcnemar(87, 32)).toBeCloseTo(4.7e-7, 8);
+    // robust or detected under both attackers, and robust under the blind ensemble ⊂ robust or detected under the aware one
+    const both = (a: string, b: string) => [...a].filter((x, i) => x === '1' && b[i] === '1').length;
+    expect(both(blind.outcomes, awareRow.outcomes)).toBe(623);
+    const defended = outcome(results, 'defended', 0.05);
+    expect([defended.robust, both(defended.outcomes, awareRow.outcomes)]).toEqual([549, 549]);
+    expect(aware.detection!.rows[0]).toMatchObject({ setting: 'detector-aware', successful: 258, flaggedSuccessful: 0 });
+    const text = report.replace(/\s+/g, ' ');
+    expect(text).toMatch(/\*\*65\.5 % \[62\.5, 68\.4\]\*\* robust or detected, against \*\*71\.0 %\*\* \[68\.1, 73\.7\]/);
+    expect(text).toMatch(/87 images and wins back 32 \(exact McNemar p = 4\.7e-7\)/);
+    expect(text).toMatch(/\*\*62\.3 %\*\* \[59\.3, 65\.3\], 623 of 1,000/);
+  });
 });
