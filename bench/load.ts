@@ -50,6 +50,7 @@ import { inferenceThreads } from '../src/server/start';
 import { lowerThreadPriority } from '../src/runtime/worker/thread-priority';
 import { Sample, Stats, Target, closedLoop, openLoop, pct, send, summarise } from './load-clients';
 import { arg, freePort } from './support/cli';
+import { benchServiceEnv } from './support/service';
 
 const ROOT = join(__dirname, '..');
 const phaseS = Number(arg('phase-s', '10'));
@@ -85,17 +86,10 @@ async function startService(env: Record<string, string> = {}): Promise<Service> 
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'serve'], {
     cwd: ROOT,
     env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      S2S_MODELS_DIR: modelsDir,
-      S2S_MODEL: model,
-      S2S_THREADS: String(threads),
-      S2S_INFERENCE_WORKERS: String(workers),
+      ...benchServiceEnv({ port, modelsDir, model, threads, workers }),
       S2S_QUEUE_LIMIT: String(queueLimit),
       S2S_MAX_QUEUE_WAIT_MS: String(maxQueueWaitMs),
       S2S_MAX_BATCH: String(maxBatch),
-      S2S_DRAIN_MS: '0',
       S2S_HEALTH_PORT: '0',
       ...serviceEnv,
       ...env,

@@ -33,6 +33,7 @@ import { decodeImage, geometryOf } from '../src/serving/image';
 import { inferenceThreads } from '../src/server/start';
 import { Target, pct, send } from './load-clients';
 import { arg, freePort } from './support/cli';
+import { benchServiceEnv, untilReady } from './support/service';
 
 const ROOT = join(__dirname, '..');
 const rounds = Number(arg('rounds', '5'));
@@ -64,19 +65,14 @@ async function startService(env: Record<string, string>, root: string): Promise<
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'serve'], {
     cwd: root,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), S2S_MODELS_DIR: modelsDir, S2S_MODEL: model, S2S_THREADS: String(threads), S2S_INFERENCE_WORKERS: '1', S2S_DRAIN_MS: '0', ...env },
+    env: { ...benchServiceEnv({ port, modelsDir, model, threads, workers: 1 }), ...env },
     // the request log (one line per request at info level, as in production) is read and dropped, so the pipe never blocks
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   child.stdout!.resume();
-  const exited = new Promise<never>((_, fail) => child.on('exit', (code) => fail(new Error(`service exited (${code}) before it was ready`))));
   const url = `http://127.0.0.1:${port}`;
-  // ready when readiness answers 200, whatever the log level
-  for (;;) {
-    const ok = await Promise.race([fetch(`${url}/v2/health/ready`).then((r) => r.status === 200, () => false), exited]);
-    if (ok) return { url, child };
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await untilReady(url, child);
+  return { url, child };
 }
 
 async function timeEach(n: number, one: () => Promise<unknown>): Promise<number[]> {

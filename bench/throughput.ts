@@ -32,6 +32,7 @@ import { loadModelSet } from '../src/models/loader';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { Target, closedLoop, pct } from './load-clients';
 import { arg, freePort } from './support/cli';
+import { benchServiceEnv, untilReady } from './support/service';
 import type { RateAnswer, RateRequest } from './support/in-process-rate';
 
 const ROOT = join(__dirname, '..');
@@ -98,29 +99,14 @@ async function startService(): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   const child = pinned([join(ROOT, 'src', 'cli', 'main.ts'), 'serve'], {
     cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      S2S_MODELS_DIR: modelsDir,
-      S2S_MODEL: model,
-      S2S_THREADS: String(threads),
-      S2S_INFERENCE_WORKERS: '1',
-      S2S_MAX_BATCH: '32',
-      S2S_DRAIN_MS: '0',
-      ...serviceEnv,
-    },
+    env: { ...benchServiceEnv({ port, modelsDir, model, threads, workers: 1 }), S2S_MAX_BATCH: '32', ...serviceEnv },
     // one log line per request at info level, as in production; read and dropped so the pipe never blocks
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   child.stdout!.resume();
-  const exited = new Promise<never>((_, no) => child.on('exit', (code) => no(new Error(`service exited (${code}) before it was ready`))));
   const url = `http://127.0.0.1:${port}`;
-  for (;;) {
-    const ok = await Promise.race([fetch(`${url}/v2/health/ready`).then((r) => r.status === 200, () => false), exited]);
-    if (ok) return { url, child };
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await untilReady(url, child);
+  return { url, child };
 }
 
 function startBaseline(): Promise<{ child: ChildProcess; rate: (r: RateRequest) => Promise<RateAnswer> }> {
