@@ -110,4 +110,33 @@ describe('reports/fashion-mnist-worst-case', () => {
     expect(text).toMatch(/87 images and wins back 32 \(exact McNemar p = 4\.7e-7\)/);
     expect(text).toMatch(/\*\*62\.3 %\*\* \[59\.3, 65\.3\], 623 of 1,000/);
   });
+
+  it('the 5,400-step stage 2 is the ablation row’s S2SNet with the served classifier and autoencoder; its stated comparison is recomputed', () => {
+    const longer = readEnsembleResults(join(dir, 'stage2-5400', 'ensemble.json'));
+    const row = JSON.parse(readFileSync(join(ROOT, 'reports', 'fashion-mnist-ablation', 'adversarial-fs-frac0.2-5400', 'manifest.json'), 'utf8')) as { files: Record<string, { sha256: string }>; metrics: { top1: { s2snet: number } } };
+    const served = servedSetManifest();
+    expect(longer.modelSet.files.s2snet).toBe(row.files.s2snet.sha256);
+    expect(longer.modelSet.files.s2snet).not.toBe(served.files.s2snet.sha256);
+    for (const key of ['classifier', 'autoencoder']) expect(longer.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(longer.images.ids).toEqual(results.images.ids);
+    expect(longer.config.params).toEqual(results.config.params);
+    expect([row.metrics.top1.s2snet, served.metrics.top1.s2snet]).toEqual([0.9084, 0.9059]);
+    // [robust, 5,400 steps; robust, served; only under 5,400; only under the served], as the table states them
+    const stated: Array<[string, number, number[]]> = [
+      ['defended', 0.05, [551, 549, 29, 27]],
+      ['defended', 0.1, [277, 269, 28, 20]],
+      ['whitebox-bpda', 0.05, [763, 725, 54, 16]],
+      ['whitebox-bpda', 0.1, [601, 523, 88, 10]],
+      ['graybox', 0.05, [763, 752, 28, 17]],
+      ['graybox', 0.1, [476, 445, 54, 23]],
+    ];
+    for (const [setting, eps, counts] of stated) {
+      const a = outcome(longer, setting, eps);
+      const b = outcome(results, setting, eps);
+      const c = pairedCounts(a.outcomes, b.outcomes);
+      expect({ setting, eps, counts: [a.robust, b.robust, c.onlyA, c.onlyB] }).toEqual({ setting, eps, counts });
+    }
+    expect(mcnemar(29, 27)).toBeGreaterThan(0.85);
+    expect(mcnemar(88, 10)).toBeLessThan(1e-16);
+  });
 });
