@@ -6,8 +6,8 @@ import type { Geometry } from './image';
  * model or 8-bit RGB for a colour one, no transparency, no colour
  * management, nothing to orient — needs no conversion at all, and a libvips
  * pipeline costs about 300 µs of CPU per call whatever the image's size
- * (bench/throughput.ts: a 28×28 image through sharp cost 0.8 ms of the
- * service's CPU, more than half of what the defended graph costs per image).
+ * (bench/throughput.ts: a 28×28 PNG through sharp added about 0.6 ms of the
+ * service's CPU per image, over half of the ~1.1 ms the defended graph costs).
  * Such images are decoded in-line by pngjs instead: inflate and unfilter,
  * tens of microseconds for the small images where the fixed cost dominates.
  * Anything else — another size or colour type, a chunk that could change
