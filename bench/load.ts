@@ -41,16 +41,15 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { loadModelSet } from '../src/models/loader';
-import { loadModel } from '../src/onnx/io';
 import { allowedCores } from '../src/runtime/cpu-budget';
 import { createSession } from '../src/runtime/session';
-import { buildServingGraph } from '../src/serving/graph';
+import { loadServingGraph } from '../src/serving/served-model';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { inferenceThreads } from '../src/server/start';
 import { lowerThreadPriority } from '../src/runtime/worker/thread-priority';
 import { Sample, Stats, Target, closedLoop, openLoop, pct, send, summarise } from './load-clients';
 import { arg, freePort } from './support/cli';
-import { benchServiceEnv } from './support/service';
+import { benchServiceEnv, serviceEnvFlag } from './support/service';
 
 const ROOT = join(__dirname, '..');
 const phaseS = Number(arg('phase-s', '10'));
@@ -66,12 +65,7 @@ const skip = new Set(arg('skip', '').split(',').filter(Boolean));
 const modelsDir = arg('models-dir', join(ROOT, 'models'));
 const model = arg('model', 'fashion-mnist');
 const threads = inferenceThreads({ threads: threadsArg, inferenceWorkers: workers });
-const serviceEnv: Record<string, string> = Object.fromEntries(
-  arg('service-env', '')
-    .split(',')
-    .filter(Boolean)
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-);
+const serviceEnv = serviceEnvFlag();
 
 interface Service {
   url: string;
@@ -242,7 +236,7 @@ async function main() {
   await closedLoop(classify, 32, 2); // warm-up
 
   // ---- 1. capacity at c=32, alternating with the in-process serving graph ----
-  const session = await createSession(buildServingGraph(set.manifest, { classifier: loadModel(set.paths.classifier), ...(set.paths.s2snet ? { s2snet: loadModel(set.paths.s2snet) } : {}), ...(set.paths.autoencoder ? { autoencoder: loadModel(set.paths.autoencoder) } : {}) }), {
+  const session = await createSession(loadServingGraph(set), {
     provider: 'cpu',
     intraOpThreads: threads,
     allowSpinning: false,

@@ -25,10 +25,9 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { loadModelSet } from '../src/models/loader';
-import { loadModel } from '../src/onnx/io';
 import { createSession } from '../src/runtime/session';
 import { InferencePool } from '../src/runtime/worker/inference-pool';
-import { buildServingGraph } from '../src/serving/graph';
+import { loadServingGraph } from '../src/serving/served-model';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { inferenceThreads } from '../src/server/start';
 import { Target, pct, send } from './load-clients';
@@ -100,11 +99,7 @@ async function main() {
 
   const services = [];
   for (const v of variants) services.push({ ...v, ...(await startService(v.env, v.root)) });
-  const graph = buildServingGraph(set.manifest, {
-    classifier: loadModel(set.paths.classifier),
-    ...(set.paths.s2snet ? { s2snet: loadModel(set.paths.s2snet) } : {}),
-    ...(set.paths.autoencoder ? { autoencoder: loadModel(set.paths.autoencoder) } : {}),
-  });
+  const graph = loadServingGraph(set);
   const sessionOptions = { provider: 'cpu' as const, intraOpThreads: threads, allowSpinning: false };
   const session = await createSession(graph, sessionOptions);
   const pool = new InferencePool({ workers: 1 });

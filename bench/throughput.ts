@@ -32,7 +32,7 @@ import { loadModelSet } from '../src/models/loader';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { Target, closedLoop, pct } from './load-clients';
 import { arg, freePort } from './support/cli';
-import { benchServiceEnv, untilReady } from './support/service';
+import { benchServiceEnv, untilReady, serviceEnvFlag } from './support/service';
 import type { RateAnswer, RateRequest } from './support/in-process-rate';
 
 const ROOT = join(__dirname, '..');
@@ -77,12 +77,7 @@ for (const b of bodies) if (!['tensor', 'png', 'png-convert'].includes(b)) fail(
 for (const [name, v] of [['rounds', rounds], ['phase-s', phaseS], ['concurrency', concurrency]] as const) if (!(v > 0)) fail(`--${name} must be a positive number`);
 const modelsDir = arg('models-dir', join(ROOT, 'models'));
 const model = arg('model', 'fashion-mnist');
-const serviceEnv: Record<string, string> = Object.fromEntries(
-  arg('service-env', '')
-    .split(',')
-    .filter(Boolean)
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-);
+const serviceEnv = serviceEnvFlag();
 /** the service's own rule: one ORT thread per core it may use */
 const threads = serviceCpus.length;
 

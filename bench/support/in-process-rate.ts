@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { loadModelSet } from '../../src/models/loader';
-import { loadModel } from '../../src/onnx/io';
 import { createSession } from '../../src/runtime/session';
-import { buildServingGraph } from '../../src/serving/graph';
+import { loadServingGraph } from '../../src/serving/served-model';
 import { geometryOf } from '../../src/serving/image';
 
 export interface RateRequest {
@@ -31,14 +30,7 @@ async function main() {
   const [modelsDir, model, threads] = process.argv.slice(2);
   const set = await loadModelSet(join(modelsDir, model));
   const geo = geometryOf(set.manifest.input);
-  const session = await createSession(
-    buildServingGraph(set.manifest, {
-      classifier: loadModel(set.paths.classifier),
-      ...(set.paths.s2snet ? { s2snet: loadModel(set.paths.s2snet) } : {}),
-      ...(set.paths.autoencoder ? { autoencoder: loadModel(set.paths.autoencoder) } : {}),
-    }),
-    { provider: 'cpu', intraOpThreads: Number(threads), allowSpinning: false },
-  );
+  const session = await createSession(loadServingGraph(set), { provider: 'cpu', intraOpThreads: Number(threads), allowSpinning: false });
   const size = geo.channels * geo.height * geo.width;
   const hasNoise = session.inputNames.includes('noise');
   const feeds = (n: number) => {

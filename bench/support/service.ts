@@ -1,4 +1,15 @@
 import type { ChildProcess } from 'node:child_process';
+import { arg } from './cli';
+
+/** `--service-env K=V,K=V`: more environment for the service under test. */
+export function serviceEnvFlag(): Record<string, string> {
+  return Object.fromEntries(
+    arg('service-env', '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
 
 /** The environment the benches start `s2s serve` with: loopback, one model set, its threads and workers, no drain wait. */
 export function benchServiceEnv(o: { port: number; modelsDir: string; model: string; threads: number; workers: number }): NodeJS.ProcessEnv {

@@ -55,6 +55,15 @@ export interface ServeOptions {
  * can be loaded into the same workers with loadGraph() and run with
  * runGraph(), so no graph ever runs on the event loop.
  */
+/** The graph a set is served with: its classifier behind the models its defence chain names, loaded from the set's files. */
+export function loadServingGraph(set: ModelSet): Graph {
+  const graphs: Record<string, Graph> = { classifier: loadModel(set.paths.classifier) };
+  for (const s of set.manifest.defence.chain) {
+    if ((s.stage === 's2snet' || s.stage === 'autoencoder') && !graphs[s.stage]) graphs[s.stage] = loadModel(set.paths[s.stage]);
+  }
+  return buildServingGraph(set.manifest, graphs);
+}
+
 export class ServedModel {
   readonly name: string;
   readonly version: string;
@@ -82,11 +91,7 @@ export class ServedModel {
 
   static async load(set: ModelSet, opts: ServeOptions): Promise<ServedModel> {
     const m = set.manifest;
-    const graphs: Record<string, Graph> = { classifier: loadModel(set.paths.classifier) };
-    for (const s of m.defence.chain) {
-      if ((s.stage === 's2snet' || s.stage === 'autoencoder') && !graphs[s.stage]) graphs[s.stage] = loadModel(set.paths[s.stage]);
-    }
-    const graph = buildServingGraph(m, graphs);
+    const graph = loadServingGraph(set);
     const hasNoiseStage = m.defence.chain.some((s) => s.stage === 'noise');
     const noise = resolveNoisePolicy(m, opts.noise, hasNoiseStage);
     const pool = new InferencePool({ workers: opts.workers ?? 1, logger: opts.logger, nice: opts.nice });
