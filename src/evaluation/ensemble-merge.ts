@@ -1,18 +1,23 @@
 import { UserError } from '../util/errors';
 import { firstDifference } from '../util/first-difference';
-import { ENSEMBLE_VERSION, EnsemblePartRun, EnsembleResults, EnsembleRunRecord } from './ensemble';
+import { ENSEMBLE_SETTINGS, ENSEMBLE_VERSION, EnsemblePartRun, EnsembleResults, EnsembleRunRecord } from './ensemble';
 import { combinedRows, detectionSummary, pairedComparisons } from './ensemble-derived';
 import { EnsembleDetection } from './ensemble-detection';
 
 /**
- * One ensemble document from runs at different ε on the same images: a large
- * evaluation runs one process per ε (same --limit/--seed) and combines them
- * here. The runs must agree on everything but ε and the cost of the run —
- * model files, data, selection, configuration, clean verdicts — and no ε may
- * be in two of them. Rows are the union; the combined rows, the paired tests
- * and the detector's summary are recomputed from the per-image outcomes by
- * the functions runEnsemble uses, so the merged document is the one a single
- * run with every ε would have written, apart from `run`.
+ * One ensemble document from runs at different ε, or of different settings,
+ * on the same images: a large evaluation runs one process per ε, or per group
+ * of settings (same --limit/--seed), and combines them here. Attack seeds
+ * depend on the member, the gradient source and ε only, so splitting changes
+ * no outcome. The runs must agree on everything but ε, the settings and the
+ * cost of the run — model files, data, selection, the rest of the
+ * configuration, clean verdicts; no (setting, ε) may be in two of them, and
+ * together they must hold every setting at every ε (a ragged table would
+ * leave holes in the combined rows and paired tests). Rows are the union;
+ * the combined rows, the paired tests and the detector's summary are
+ * recomputed from the per-image outcomes by the functions runEnsemble uses,
+ * so the merged document is the one a single run with every ε and setting
+ * would have written, apart from `run`.
  *
  * Versions: a version 1 document has no detector data. Merged with version 2
  * documents, the result is version 1: the version 2 documents' detection is
@@ -43,33 +48,47 @@ export function mergeEnsembleResults(docs: EnsembleResults[], o: EnsembleMergeOp
   const refuse = (i: number, field: string) =>
     new UserError(`merge: ${sources[i]} and ${sources[0]} differ in ${field}; only ensemble runs of one selection and configuration at different ε can be merged`);
 
-  const configApartFromEps = (d: EnsembleResults) => ({ ...d.config, eps: undefined });
-  const epsFrom = new Map<number, string>();
+  const configApartFromSplit = (d: EnsembleResults) => ({ ...d.config, eps: undefined, settings: undefined });
+  const from = new Map<string, string>();
+  const key = (setting: string, e: number) => `${setting} at ε = ${e}`;
   docs.forEach((d, i) => {
-    for (const key of SHARED) {
-      const diff = firstDifference(d[key], first[key], key);
+    for (const k of SHARED) {
+      const diff = firstDifference(d[k], first[k], k);
       if (diff) throw refuse(i, diff);
     }
-    const diff = firstDifference(configApartFromEps(d), configApartFromEps(first), 'config');
+    const diff = firstDifference(configApartFromSplit(d), configApartFromSplit(first), 'config');
     if (diff) throw refuse(i, diff);
-    for (const e of d.config.eps) {
-      if (epsFrom.has(e)) throw new UserError(`merge: ε = ${e} is in both ${epsFrom.get(e)} and ${sources[i]}; each (setting, ε) may come from one run only`);
-      epsFrom.set(e, sources[i]);
+    for (const setting of d.config.settings) {
+      for (const e of d.config.eps) {
+        const k = key(setting, e);
+        if (from.has(k)) throw new UserError(`merge: ${k} is in both ${from.get(k)} and ${sources[i]}; each (setting, ε) may come from one run only`);
+        from.set(k, sources[i]);
+      }
     }
   });
 
-  const eps = [...epsFrom.keys()].sort((a, b) => a - b);
-  const settingRank = (s: string) => first.config.settings.indexOf(s);
+  const eps = [...new Set(docs.flatMap((d) => d.config.eps))].sort((a, b) => a - b);
+  // the order a single run writes: ENSEMBLE_SETTINGS's
+  const canonical = ENSEMBLE_SETTINGS.map((s) => s.name as string);
+  const settingRank = (s: string) => canonical.indexOf(s);
+  const settings = [...new Set(docs.flatMap((d) => d.config.settings))].sort((a, b) => settingRank(a) - settingRank(b));
+  for (const setting of settings) {
+    const missing = eps.find((e) => !from.has(key(setting, e)));
+    if (missing !== undefined) {
+      const present = eps.find((e) => from.has(key(setting, e)))!;
+      throw new UserError(`merge: the runs hold ${key(setting, present)} but not ${key(setting, missing)}; merged runs must hold every setting at every ε`);
+    }
+  }
   const rows = docs.flatMap((d) => d.rows).sort((a, b) => settingRank(a.setting) - settingRank(b.setting) || a.eps - b.eps);
   const combined = combinedRows(rows, first.clean, eps);
   const merged: EnsembleResults = {
     ...first,
     version: ENSEMBLE_VERSION,
-    config: { ...first.config, eps },
+    config: { ...first.config, settings, eps },
     rows,
     combined,
     comparisons: pairedComparisons(rows, combined, eps),
-    run: mergedRun(docs),
+    run: mergedRun(docs, settingRank),
   };
   const v1 = sources.filter((_, i) => docs[i].version === 1);
   if (v1.length > 0) {
@@ -122,9 +141,15 @@ function firstScoreDifference(a: readonly (number | null)[], b: readonly (number
   return null;
 }
 
-/** The cost summed over the runs; each run's own record kept (a merged input contributes the records it kept). */
-function mergedRun(docs: EnsembleResults[]): EnsembleResults['run'] {
-  const parts: EnsemblePartRun[] = docs.flatMap((d) => d.run.parts ?? [{ ...runRecord(d.run), eps: [...d.config.eps] }]);
+/**
+ * The cost summed over the runs; each run's own record kept, with its ε and
+ * settings (a merged input contributes the records it kept; one merged before
+ * settings were recorded had the same settings in every part).
+ */
+function mergedRun(docs: EnsembleResults[], settingRank: (s: string) => number): EnsembleResults['run'] {
+  const parts: EnsemblePartRun[] = docs.flatMap((d) =>
+    (d.run.parts ?? [{ ...runRecord(d.run), eps: [...d.config.eps] }]).map((p) => ({ ...p, settings: p.settings ?? [...d.config.settings] })),
+  );
   const sum = (f: (p: EnsemblePartRun) => number) => parts.reduce((a, p) => a + f(p), 0);
   return {
     tool: 's2s eval merge',
@@ -133,7 +158,7 @@ function mergedRun(docs: EnsembleResults[]): EnsembleResults['run'] {
     cpuSeconds: sum((p) => p.cpuSeconds),
     gradientPasses: sum((p) => p.gradientPasses),
     batchSize: parts[0].batchSize,
-    parts: parts.sort((a, b) => a.eps[0] - b.eps[0]),
+    parts: parts.sort((a, b) => a.eps[0] - b.eps[0] || settingRank(a.settings![0]) - settingRank(b.settings![0])),
   };
 }
 

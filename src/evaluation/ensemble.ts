@@ -205,7 +205,8 @@ export interface EnsembleRunRecord {
 }
 
 /** One of the runs a merged document combines, with the ε it ran. */
-export type EnsemblePartRun = EnsembleRunRecord & { eps: number[] };
+/** One run of a merged document: its ε and settings (absent in documents merged before settings were recorded: then the document's). */
+export type EnsemblePartRun = EnsembleRunRecord & { eps: number[]; settings?: string[] };
 
 export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> {
   const started = Date.now();

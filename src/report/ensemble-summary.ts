@@ -83,7 +83,10 @@ export function ensembleMarkdown(r: EnsembleResults): string {
   out.push(...table(['setting', 'ε', ...c.members.map((_, i) => `member ${i + 1}`)], memberRows), '');
   const cost = `${r.run.seconds.toFixed(0)} s wall, ${r.run.cpuSeconds.toFixed(0)} CPU s, ${r.run.gradientPasses} gradient passes (image × pass)`;
   const parts = r.run.parts;
-  out.push(parts ? `Cost, summed over the ${parts.length} runs merged (ε = ${parts.map((p) => p.eps.join(', ')).join('; ')}): ${cost}.` : `Cost: ${cost}.`, '');
+  // a run of some of the settings names them
+  const partName = (p: NonNullable<typeof parts>[number]) =>
+    p.eps.join(', ') + (p.settings && p.settings.length < c.settings.length ? ` [${p.settings.join(', ')}]` : '');
+  out.push(parts ? `Cost, summed over the ${parts.length} runs merged (ε = ${parts.map(partName).join('; ')}): ${cost}.` : `Cost: ${cost}.`, '');
   return out.join('\n');
 }
 

@@ -72,7 +72,7 @@ describe('merging ensemble runs at different ε', () => {
     expect(merged.run.seconds).toBeCloseTo(low.run.seconds + high.run.seconds, 9);
     expect(merged.run.gradientPasses).toBe(low.run.gradientPasses + high.run.gradientPasses);
     expect(merged.run.parts!.map((p) => p.eps)).toEqual([[0.02], [0.1]]);
-    expect(merged.run.parts![0]).toEqual({ ...low.run, eps: [0.02] });
+    expect(merged.run.parts![0]).toEqual({ ...low.run, eps: [0.02], settings: low.config.settings });
     // a merged document merges again, keeping the original runs' records
     const third = copy(high);
     third.config.eps = [0.05];
@@ -82,6 +82,32 @@ describe('merging ensemble runs at different ε', () => {
     expect(again.config.eps).toEqual([0.02, 0.05, 0.1]);
     expect(again.run.parts!.map((p) => p.eps)).toEqual([[0.02], [0.05], [0.1]]);
   });
+
+  it('runs of different settings at one ε: equal to the run of them all, apart from timing', async () => {
+    const [fs, ae] = await Promise.all(
+      ['autoencoder,whitebox-bpda', 'whitebox,autoencoder-bpda'].map(async (names) => asWritten(await runEnsemble({ ...base, eps: [0.02], settings: parseEnsembleSettings(names) }))),
+    );
+    const merged = mergeEnsembleResults([fs, ae, high], { warn: quiet().warn });
+    expect(withoutTiming(merged)).toEqual(withoutTiming(both));
+    expect(merged.run.parts!.map((p) => `${p.eps}: ${p.settings!.join(',')}`)).toEqual([
+      '0.02: whitebox,autoencoder-bpda',
+      '0.02: whitebox-bpda,autoencoder',
+      '0.1: whitebox,whitebox-bpda,autoencoder,autoencoder-bpda',
+    ]);
+    const refusal = (docs: EnsembleResults[]) => {
+      try {
+        mergeEnsembleResults(docs, { sources: ['a.json', 'b.json', 'c.json'] });
+      } catch (e) {
+        expect((e as Error).message).not.toMatch(/\n/);
+        return (e as Error).message;
+      }
+      throw new Error('merged');
+    };
+    // a hole: autoencoder and whitebox-bpda at 0.02 only
+    expect(refusal([ae, high, fs].slice(1))).toMatch(/^merge: the runs hold whitebox at ε = 0\.1 but not whitebox at ε = 0\.02; merged runs must hold every setting at every ε$/);
+    // one (setting, ε) twice
+    expect(refusal([fs, low, high])).toMatch(/^merge: whitebox-bpda at ε = 0\.02 is in both a\.json and b\.json/);
+  }, 600_000);
 
   it('refuses runs that overlap in ε or differ in anything but ε, naming the field in one line', () => {
     const refusal = (docs: EnsembleResults[]) => {

@@ -143,7 +143,7 @@ export function register(program: Command): void {
       if (!o.out) throw new UserError('eval: --out <dir> is required');
       if (o.attacks.trim().toLowerCase() === 'ensemble') {
         // Every ensemble process evaluates the whole selection; split the work by ε instead and merge the runs.
-        if (o.shard) throw new UserError('--attacks ensemble does not take --shard (it does not slice images); run one process per --eps on the same --limit/--seed and combine them with `s2s eval merge`');
+        if (o.shard) throw new UserError('--attacks ensemble does not take --shard (it does not slice images); run one process per --eps or per group of --ensemble-settings on the same --limit/--seed and combine them with `s2s eval merge`');
         // The ensemble's own defaults: the ε of the headline table, its own settings.
         const eps = cmd.getOptionValueSource('eps') === 'default' ? [0.02, 0.05, 0.1] : parseEpsList(o.eps);
         const noise = (o.noise ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(parseNoise);
@@ -217,7 +217,7 @@ export function register(program: Command): void {
 
   cmd
     .command('merge')
-    .description('combine the results.json of shards (folders or files) into one result and report; or ensemble runs at different ε on the same images into one ensemble result and summary.md')
+    .description('combine the results.json of shards (folders or files) into one result and report; or ensemble runs at different ε or of different settings on the same images into one ensemble result and summary.md')
     .argument('<results...>', 'shard OUT folders or their results.json files; or ensemble OUT folders / results.json files')
     .requiredOption('--out <dir>', 'output folder')
     .option('--no-report', 'write results.json only (shards; an ensemble merge always writes summary.md, as its runs do)')
