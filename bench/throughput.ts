@@ -24,7 +24,7 @@
  * the same pixels in the other colour type (RGB for a grey model), which
  * sharp decodes and converts.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -32,6 +32,7 @@ import { loadModelSet } from '../src/models/loader';
 import { decodeImage, geometryOf } from '../src/serving/image';
 import { Target, closedLoop, pct } from './load-clients';
 import { arg, freePort } from './support/cli';
+import { spawnPinned, splitCpus } from './support/cpus';
 import { benchServiceEnv, untilReady, serviceEnvFlag } from './support/service';
 import type { RateAnswer, RateRequest } from './support/in-process-rate';
 
@@ -42,33 +43,7 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-/** "0-2,5" → [0, 1, 2, 5], each a core of this machine. */
-function cpuList(flag: string, text: string): number[] {
-  const out = new Set<number>();
-  for (const part of text.split(',').filter(Boolean)) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) fail(`--${flag} '${text}' is not a CPU list such as 0 or 0-3,6`);
-    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
-    if (b < a) fail(`--${flag} '${text}': range ${part} runs backwards`);
-    for (let c = a; c <= b; c++) out.add(c);
-  }
-  if (!out.size) fail(`--${flag} is empty`);
-  for (const c of out) if (c >= cpus().length) fail(`--${flag} names CPU ${c}; this machine has ${cpus().length} (0–${cpus().length - 1})`);
-  return [...out].sort((x, y) => x - y);
-}
-
-const serviceCpus = cpuList('service-cpus', arg('service-cpus', '0'));
-const clientCpus = cpuList(
-  'client-cpus',
-  arg(
-    'client-cpus',
-    cpus()
-      .map((_, i) => i)
-      .filter((i) => !serviceCpus.includes(i))
-      .join(','),
-  ),
-);
-if (clientCpus.some((c) => serviceCpus.includes(c))) fail(`--service-cpus and --client-cpus share CPU ${clientCpus.find((c) => serviceCpus.includes(c))}; they must be apart`);
+const { service: serviceCpus, client: clientCpus } = splitCpus(fail);
 const rounds = Number(arg('rounds', '4'));
 const phaseS = Number(arg('phase-s', '6'));
 const concurrency = Number(arg('concurrency', '32'));
@@ -81,14 +56,8 @@ const serviceEnv = serviceEnvFlag();
 /** the service's own rule: one ORT thread per core it may use */
 const threads = serviceCpus.length;
 
-if (spawnSync('taskset', ['--version']).status !== 0) fail('needs taskset (util-linux) to keep the load generator off the service’s cores');
-const pinSelf = spawnSync('taskset', ['-a', '-cp', clientCpus.join(','), String(process.pid)]);
-if (pinSelf.status !== 0) fail(`could not pin the load generator to CPUs ${clientCpus.join(',')}: ${pinSelf.stderr.toString().trim()}`);
-
 /** Spawns a command pinned to the service's cores. */
-function pinned(args: string[], opts: Parameters<typeof spawn>[2]): ChildProcess {
-  return spawn('taskset', ['-c', serviceCpus.join(','), process.execPath, '--import', 'tsx', ...args], opts);
-}
+const pinned = (args: string[], opts: Parameters<typeof spawnPinned>[2]): ChildProcess => spawnPinned(serviceCpus, args, opts);
 
 async function startService(): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
