@@ -1,6 +1,7 @@
 import { Attack } from '../attacks/attack';
 import { bim } from '../attacks/bim';
 import { JointOracle } from '../attacks/joint';
+import { PenalisedOracle } from '../attacks/penalised';
 import { argmax } from '../attacks/objective';
 import { GradientOracle, OnnxGradientOracle } from '../attacks/oracle';
 import { streamSeed } from '../attacks/seeding';
@@ -14,9 +15,11 @@ import { CANDIDATE_NAMES, CandidateName, CandidateScorer, CandidateScores, Noise
 import { ScoreRates, compareDetections, scoreRates } from './detector-rates';
 import { ENSEMBLE_DEFAULTS, memberAttack } from './ensemble';
 import { penultimateValue } from './feature-layer';
+import { FeatureMseScore } from './feature-penalty';
+import { thresholdAt } from '../pipeline/scores';
 import { loadEvalModels } from './models';
 import { selectRows } from './selection';
-import { ModelKey, Setting, setting } from './settings';
+import { ModelKey, setting } from './settings';
 
 /**
  * `s2s eval detectors` (docs/detectors.md): which cheap score tells
@@ -31,8 +34,34 @@ import { ModelKey, Setting, setting } from './settings';
 export type DetectorAttackName = 'bim' | 'apgd-ce';
 export const DETECTOR_ATTACKS: readonly DetectorAttackName[] = ['bim', 'apgd-ce'];
 
-/** The two settings the issue asks for (#15 item 5): the detector's own goal, and the attack that knows the detector. */
-export const DETECTOR_SETTINGS: readonly Setting[] = [setting('undefended'), setting('detector-aware')];
+/**
+ * The settings compared: the detector's own goal (undefended), the attack
+ * that knows the KL detector (detector-aware, attacks/joint.ts), and the one
+ * that knows the feature-space detector (feature-aware, attacks/penalised.ts:
+ * L(f ∘ s) less the feature-space error over its threshold, and an example
+ * counts only under that threshold). Each candidate score is measured
+ * against all three; the one a score is meant for is the attack aware of it.
+ */
+export type DetectorSettingName = 'undefended' | 'detector-aware' | 'feature-aware';
+export interface DetectorSetting {
+  name: DetectorSettingName;
+  /** which model judges the example */
+  target: ModelKey;
+  description: string;
+}
+const fromTable = (name: 'undefended' | 'detector-aware'): DetectorSetting => {
+  const s = setting(name);
+  return { name, target: s.target, description: s.description };
+};
+export const DETECTOR_SETTINGS: readonly DetectorSetting[] = [
+  fromTable('undefended'),
+  fromTable('detector-aware'),
+  {
+    name: 'feature-aware',
+    target: 'fs',
+    description: 'gradients of L(f ∘ s) − w · feature-mse / its threshold, an example counting only under that threshold: fools f ∘ s past the feature-space detector; evaluated on f ∘ s',
+  },
+];
 
 export interface DetectorOptions {
   models: string;
@@ -43,6 +72,8 @@ export interface DetectorOptions {
   attack: DetectorAttackName;
   iterations?: number;
   noise?: Partial<NoiseDraws>;
+  /** w of the feature-aware attack: the weight of the feature-space error, in units of its threshold (default 1) */
+  featureWeight?: number;
   /** held-out training images (the last N of the training split); default min(5000, 10 %) as `s2s train` */
   holdout?: number;
   falsePositiveRate?: number;
@@ -70,7 +101,7 @@ export interface DetectorResults {
   version: 1;
   modelSet: { dir: string; name: string; version: string; manifestThreshold: number };
   data: { test: string; selected: number; rows: number[]; calibration: string; calibrationImages: number };
-  config: { attack: DetectorAttackName; iterations: number; eps: number; seed: number; falsePositiveRate: number; noise: NoiseDraws; featureLayer: string };
+  config: { attack: DetectorAttackName; iterations: number; eps: number; seed: number; falsePositiveRate: number; noise: NoiseDraws; featureLayer: string; featureWeight: number };
   candidates: { name: CandidateName; description: string; passes: { f: number; s: number } }[];
   /** per candidate: the clean test images' scores, in selection order */
   cleanScores: Record<CandidateName, number[]>;
@@ -80,7 +111,7 @@ export interface DetectorResults {
   run: { startedAt: string; seconds: number; scoringSeconds: { singlePass: number; noiseDraws: number }; provider: ProviderChoice };
 }
 
-export const DETECTOR_DEFAULTS = { limit: 500, eps: 0.05, attack: 'bim' as DetectorAttackName, iterations: 10, sigma: 0.05, draws: 8, falsePositiveRate: 0.05 };
+export const DETECTOR_DEFAULTS = { limit: 500, eps: 0.05, attack: 'bim' as DetectorAttackName, iterations: 10, sigma: 0.05, draws: 8, falsePositiveRate: 0.05, featureWeight: 1 };
 
 function makeAttack(name: DetectorAttackName, iterations: number): Attack {
   return name === 'bim' ? bim({ iterations }) : memberAttack('apgd-ce', { ...ENSEMBLE_DEFAULTS, iterations, restarts: 1 });
@@ -118,6 +149,8 @@ export async function runDetectorComparison(o: DetectorOptions): Promise<Detecto
   const noise: NoiseDraws = { sigma: o.noise?.sigma ?? DETECTOR_DEFAULTS.sigma, draws: o.noise?.draws ?? DETECTOR_DEFAULTS.draws };
   const fpr = o.falsePositiveRate ?? DETECTOR_DEFAULTS.falsePositiveRate;
   const batchSize = o.batchSize ?? 100;
+  const featureWeight = o.featureWeight ?? DETECTOR_DEFAULTS.featureWeight;
+  if (!(featureWeight >= 0 && Number.isFinite(featureWeight))) throw new UserError(`--feature-weight must be a number ≥ 0, got ${o.featureWeight}`);
   const models = await loadEvalModels(o.models, ['f', 'fs']);
   const m = models.manifest;
   const f = models.graphs.f!;
@@ -136,16 +169,21 @@ export async function runDetectorComparison(o: DetectorOptions): Promise<Detecto
   const show = (label: string, total: number): Progress => (o.progress === false ? silentProgress : progressBar(label, total, 'img'));
 
   const scorer = await CandidateScorer.open(f, models.s2snet!, models.shape, { noise, seed: o.seed, session });
+  const featureScore = await FeatureMseScore.open(f, models.s2snet!, models.shape, session);
   const oracles = new Map<ModelKey, OnnxGradientOracle>();
   const oracle = (key: ModelKey) => {
     if (!oracles.has(key)) oracles.set(key, OnnxGradientOracle.fromForward(key, models.graphs[key]!, session));
     return oracles.get(key)!;
   };
-  const oracleFor = (s: Setting): GradientOracle => (s.source === 'f+fs' ? new JointOracle(oracle('fs'), oracle('f')) : oracle(s.source as ModelKey));
+  let featureThreshold = Number.NaN;
+  const oracleFor = (s: DetectorSetting): GradientOracle =>
+    s.name === 'undefended' ? oracle('f') : s.name === 'detector-aware' ? new JointOracle(oracle('fs'), oracle('f')) : new PenalisedOracle(oracle('fs'), featureScore, featureThreshold, featureWeight);
   const timing = { plain: 0, noise: 0 };
   try {
     const calibRows = Array.from({ length: holdout.holdout.size }, (_, i) => i);
     const calibration = await scoreAll(scorer, holdout.holdout, calibRows, (i) => `holdout:${holdout.holdoutStart + i}`, batchSize, show('calibration', calibRows.length), timing);
+    // the feature-aware attacker knows the threshold the comparison will set (scoreRates sets it the same way)
+    featureThreshold = thresholdAt(calibration['feature-mse'], fpr);
 
     const clean = emptyScores();
     const cleanOk = new Map<ModelKey, number[]>([['f', []], ['fs', []]]);
@@ -212,7 +250,7 @@ export async function runDetectorComparison(o: DetectorOptions): Promise<Detecto
       version: 1,
       modelSet: { dir: o.models, name: m.name, version: m.version, manifestThreshold: m.detection.threshold },
       data: { test: test.description, selected: rows.length, rows, calibration: `the last ${holdoutSize} images of ${train.description}`, calibrationImages: holdoutSize },
-      config: { attack: o.attack, iterations, eps, seed: o.seed, falsePositiveRate: fpr, noise, featureLayer },
+      config: { attack: o.attack, iterations, eps, seed: o.seed, falsePositiveRate: fpr, noise, featureLayer, featureWeight },
       candidates: CANDIDATE_NAMES.map((name) => ({ name, description: descriptions[name], passes: passes[name] })),
       cleanScores: clean,
       klThresholdCheck: { recomputed: settings[0].scores.kl.threshold, manifest: m.detection.threshold },
@@ -221,6 +259,7 @@ export async function runDetectorComparison(o: DetectorOptions): Promise<Detecto
     };
   } finally {
     await scorer.release();
+    await featureScore.release();
     for (const or of oracles.values()) await or.release();
   }
 }

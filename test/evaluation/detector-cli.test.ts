@@ -27,7 +27,8 @@ describe('s2s eval detectors', () => {
     expect(doc.data.selected).toBe(4);
     expect(doc.data.calibrationImages).toBe(20);
     expect(doc.config.featureLayer).toBe('relu.out');
-    expect(doc.settings.map((s) => s.setting)).toEqual(['undefended', 'detector-aware']);
+    expect(doc.settings.map((s) => s.setting)).toEqual(['undefended', 'detector-aware', 'feature-aware']);
+    expect(doc.config.featureWeight).toBe(1);
     for (const s of doc.settings) {
       for (const c of doc.candidates) {
         expect(s.adversarialScores[c.name]).toHaveLength(4);
@@ -55,6 +56,7 @@ describe('s2s eval detectors', () => {
     [['--eps', '2'], /--eps/],
     [['--draws', '0'], /--draws/],
     [['--attack', 'fgsm'], /fgsm/],
+    [['--feature-weight', '-1'], /--feature-weight/],
   ])('refuses %j in one line, exit 2', (bad, message) => {
     const r = run(...common, '--out', mkdtempSync(join(tmpdir(), 's2s-detectors-bad-')), ...bad);
     expect(r.status).toBe(2);

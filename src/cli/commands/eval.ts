@@ -250,7 +250,7 @@ export function register(program: Command): void {
 
   cmd
     .command('detectors')
-    .description('compare cheap detection scores (KL, KL under noise draws, feature- and pixel-space reconstruction error, L1 of softmaxes) against BIM or APGD-CE in the undefended and detector-aware settings; writes OUT/detectors.json and OUT/summary.md (docs/detectors.md)')
+    .description('compare cheap detection scores (KL, KL under noise draws, feature- and pixel-space reconstruction error, L1 of softmaxes) against BIM or APGD-CE in the undefended, detector-aware (KL) and feature-aware settings; writes OUT/detectors.json and OUT/summary.md (docs/detectors.md)')
     .option('--models <dir>', 'model set folder; required')
     .option('--data <dir>', 'Fashion-MNIST IDX folder: test split attacked, last --holdout training images calibrate (default $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)')
     .option('--limit <n>', 'test images, a subset drawn with --seed as `s2s eval` draws it', String(DETECTOR_DEFAULTS.limit))
@@ -260,6 +260,7 @@ export function register(program: Command): void {
     .option('--iterations <n>', 'attack iterations', String(DETECTOR_DEFAULTS.iterations))
     .option('--sigma <s>', 'σ of the Gaussian draws of kl-noise', String(DETECTOR_DEFAULTS.sigma))
     .option('--draws <k>', 'noise draws K of kl-noise', String(DETECTOR_DEFAULTS.draws))
+    .option('--feature-weight <w>', 'weight of the feature-space error in the feature-aware attack, in units of its threshold', String(DETECTOR_DEFAULTS.featureWeight))
     .option('--holdout <n>', 'calibration images: the last n of the training split [default: min(5000, 10%), as s2s train]')
     .option('--fpr <x>', 'false-positive rate of the thresholds on the calibration images', String(DETECTOR_DEFAULTS.falsePositiveRate))
     .option('--batch-size <n>', 'images per batch', '100')
@@ -267,7 +268,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'intra-op threads per session (default: all cores)')
     .option('--no-progress', 'no progress bar')
     .option('--out <dir>', 'output folder; required')
-    .action(async (o: { models?: string; data?: string; limit: string; seed: string; eps: string; attack: DetectorAttackName; iterations: string; sigma: string; draws: string; holdout?: string; fpr: string; batchSize: string; provider: string; threads?: string; progress: boolean; out?: string }) => {
+    .action(async (o: { models?: string; data?: string; limit: string; seed: string; eps: string; attack: DetectorAttackName; iterations: string; sigma: string; draws: string; featureWeight: string; holdout?: string; fpr: string; batchSize: string; provider: string; threads?: string; progress: boolean; out?: string }) => {
       if (!o.models) throw new UserError('eval detectors: --models <dir> is required');
       if (!o.out) throw new UserError('eval detectors: --out <dir> is required');
       const results = await runDetectorComparison({
@@ -279,6 +280,7 @@ export function register(program: Command): void {
         attack: o.attack,
         iterations: positiveInt(o.iterations, '--iterations'),
         noise: { sigma: positive(o.sigma, '--sigma'), draws: positiveInt(o.draws, '--draws') },
+        featureWeight: parseNumber(o.featureWeight, '--feature-weight', (x) => x >= 0 && Number.isFinite(x), 'a number ≥ 0'),
         holdout: positiveInt(o.holdout, '--holdout'),
         falsePositiveRate: parseNumber(o.fpr, '--fpr', (x) => x > 0 && x < 1, 'a number in (0, 1)'),
         batchSize: positiveInt(o.batchSize, '--batch-size'),

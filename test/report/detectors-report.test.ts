@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DetectorResults } from '../../src/evaluation/detector-comparison';
+import { detectorsMarkdown } from '../../src/report/detectors-summary';
+import { ROOT, servedSetManifest } from './paper-set';
+
+/**
+ * reports/fashion-mnist-detectors/served: the detection scores of the served
+ * set against the three attacks. It must be a run of the set being served,
+ * its summary.md the summary of the committed run, and every rate the
+ * README's table states recomputed from the per-image outcomes.
+ */
+const dir = join(ROOT, 'reports', 'fashion-mnist-detectors');
+const run = JSON.parse(readFileSync(join(dir, 'served', 'detectors.json'), 'utf8')) as DetectorResults;
+
+describe('reports/fashion-mnist-detectors/served', () => {
+  it('is a run of the served set, with its KL threshold, against all three attacks', () => {
+    const served = servedSetManifest() as ReturnType<typeof servedSetManifest> & { detection: { threshold: number } };
+    expect([run.modelSet.name, run.modelSet.version]).toEqual([served.name, served.version]);
+    expect(run.klThresholdCheck.recomputed).toBe(served.detection.threshold);
+    expect(run.settings.map((s) => s.setting)).toEqual(['undefended', 'detector-aware', 'feature-aware']);
+    expect([run.data.selected, run.config.eps, run.config.attack, run.config.iterations, run.config.featureWeight]).toEqual([500, 0.05, 'bim', 10, 1]);
+    expect(readFileSync(join(dir, 'served', 'summary.md'), 'utf8')).toBe(detectorsMarkdown(run));
+  });
+
+  it('the README’s table is the run’s: successful examples flagged by each score, recounted from the outcomes', () => {
+    const text = readFileSync(join(dir, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    const stated: Array<[string, number, number, number, number]> = [
+      // setting, successful, attacked, flagged by the KL, by the feature-space error
+      ['undefended', 393, 464, 373, 387],
+      ['detector-aware', 76, 462, 43, 71],
+      ['feature-aware', 80, 462, 5, 0],
+    ];
+    for (const [name, successful, attacked, kl, feature] of stated) {
+      const s = run.settings.find((x) => x.setting === name)!;
+      expect([s.successful, s.attacked]).toEqual([successful, attacked]);
+      // recounted from the scores: the successful examples ('-' marks the others) whose score is over the threshold
+      const flaggedSuccess = (c: 'kl' | 'feature-mse') =>
+        [...s.scores[c].outcomes].filter((o, i) => o !== '-' && !(s.adversarialScores[c][i] <= s.scores[c].threshold)).length;
+      expect([...s.scores.kl.outcomes].filter((o) => o !== '-')).toHaveLength(successful);
+      expect([flaggedSuccess('kl'), flaggedSuccess('feature-mse')]).toEqual([kl, feature]);
+      expect(text).toContain(`(${successful} / ${attacked}) | `);
+    }
+    expect(text).toMatch(/\| \*\*6\.3 %\*\* \[2\.7, 13\.8\] \| \*\*0\.0 %\*\* \[0\.0, 4\.6\] \(0 vs 5, p = 0\.06\) \|/);
+    const fa = run.settings.find((x) => x.setting === 'feature-aware')!;
+    expect(fa.scores['feature-mse'].aucSuccessful).toBeCloseTo(0.131, 3);
+    expect(fa.versusKl['feature-mse']).toMatchObject({ onlyCandidate: 0, onlyKl: 5 });
+  });
+});
