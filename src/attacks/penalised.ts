@@ -13,6 +13,9 @@ export interface DetectorScore {
   release(): Promise<void>;
 }
 
+/** Which inputs the detector in front of the judged model refuses, given the judged model's logits: 1 = refused. */
+export type Refusal = (x: Float32Array, judgedLogits: Float32Array) => Promise<Uint8Array>;
+
 /**
  * An attacker who knows a detector whose score is differentiable: it ascends
  * L(f ∘ s(x′)) − c · score(x′) / threshold, the model's loss with the
@@ -23,6 +26,11 @@ export interface DetectorScore {
  * keeps searching for an example that is wrong *and* unflagged. Dividing by
  * the threshold makes `weight` unit-free: at weight 1, an example scored at
  * the threshold pays one nat of cross-entropy.
+ *
+ * `refuses` puts another detector in front instead: the score is then the
+ * attacker's surrogate for it (the feature-space error against the KL
+ * detector: features that agree make logits that agree), and only that
+ * detector's flags count.
  */
 export class PenalisedOracle implements GradientOracle {
   readonly name: string;
@@ -34,6 +42,7 @@ export class PenalisedOracle implements GradientOracle {
     private readonly score: DetectorScore,
     private readonly threshold: number,
     private readonly weight = 1,
+    private readonly refuses?: Refusal,
   ) {
     if (!(threshold > 0)) throw new Error(`penalised oracle: the threshold must be positive, got ${threshold}`);
     if (!(weight >= 0)) throw new Error(`penalised oracle: the weight must be ≥ 0, got ${weight}`);
@@ -54,7 +63,7 @@ export class PenalisedOracle implements GradientOracle {
     const grad = new Float32Array(a.grad.length);
     for (let i = 0; i < grad.length; i++) grad[i] = a.grad[i] - c * p.grad[i];
     const loss = Float32Array.from(a.loss, (v, i) => v - c * p.value[i]);
-    return { logits: a.logits, loss, grad, refused: this.refusals(p.value) };
+    return { logits: a.logits, loss, grad, refused: this.refuses ? await this.refuses(req.x, a.logits) : this.refusals(p.value) };
   }
 
   logits(x: Float32Array, ids: readonly number[], step: number): Promise<Float32Array> {
@@ -62,7 +71,8 @@ export class PenalisedOracle implements GradientOracle {
   }
 
   async judge(x: Float32Array, ids: readonly number[], step: number): Promise<Judgement> {
-    return { logits: await this.judged.logits(x, ids, step), refused: this.refusals(await this.score.value(x)) };
+    const logits = await this.judged.logits(x, ids, step);
+    return { logits, refused: this.refuses ? await this.refuses(x, logits) : this.refusals(await this.score.value(x)) };
   }
 
   /** The judged oracle is shared with the other settings and the score with the scorer's owner; they release them. */

@@ -3,18 +3,20 @@ import { Attack } from '../attacks/attack';
 import { BpdaOracle } from '../attacks/bpda';
 import { EotOracle } from '../attacks/eot';
 import { JointOracle } from '../attacks/joint';
+import { PenalisedOracle } from '../attacks/penalised';
 import { NoiseSpec, addNoise, noiseId } from '../attacks/noise';
 import { argmax } from '../attacks/objective';
 import { GradientOracle, OnnxGradientOracle } from '../attacks/oracle';
 import { streamRng, streamSeed } from '../attacks/seeding';
 import { openData } from '../pipeline/data';
 import { Progress, progressBar, silentProgress } from '../pipeline/progress';
-import { klScores } from '../pipeline/scores';
+import { klScores, thresholdAt } from '../pipeline/scores';
 import { ProviderChoice } from '../runtime/providers';
 import { UserError } from '../util/errors';
 import { flagged } from './detection';
 import { combinedRows, detectionSummary, ensembleRow, pairedComparisons } from './ensemble-derived';
 import { EnsembleDetection, EnsembleDetectionRow, detectionRow, detectorJudges } from './ensemble-detection';
+import { FeatureMseScore } from './feature-penalty';
 import { ForwardSessions, loadEvalModels } from './models';
 import { selectRows } from './selection';
 import { ModelKey } from './settings';
@@ -43,11 +45,23 @@ export { ENSEMBLE_COMBINED } from './ensemble-derived';
  * image whose example is flagged stays in for the next member. Its row's
  * robust count is therefore "robust or detected": the accuracy of an
  * operator who rejects flagged inputs, against the attacker who knows that.
+ * `detector-aware-features` attacks the same detector by way of f's
+ * features: it ascends L(f ∘ s) − feature-mse / τ (attacks/penalised.ts;
+ * φ(x′) and φ(s(x′)) pulled together make f(x′) and f(s(x′)) agree, which
+ * is all the KL sees), τ the 95th percentile of the clean selected images'
+ * feature-mse (the unit of the penalty), and counts its examples as the
+ * detector-aware setting does.
  */
-export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda' | 'detector-aware';
+export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda' | 'detector-aware' | 'detector-aware-features';
 
-/** Where gradients come from: a model, f's gradient passed straight through a purifier, or f and f ∘ s together. */
-export type EnsembleSource = ModelKey | 'bpda-s' | 'bpda-ae' | 'f+fs';
+/** Where gradients come from: a model, f's gradient passed straight through a purifier, f and f ∘ s together, or f ∘ s less the feature-space error. */
+export type EnsembleSource = ModelKey | 'bpda-s' | 'bpda-ae' | 'f+fs' | 'fs-features';
+
+/** The sources of the attackers who know the KL detector: a flagged example is a failed attack. */
+const detectorAware = (source: EnsembleSource) => source === 'f+fs' || source === 'fs-features';
+
+/** τ of the feature penalty: the clean selected images' feature-mse at this quantile (the detector's 5 % false positives). */
+const FEATURE_PENALTY_QUANTILE_FPR = 0.05;
 
 export interface EnsembleSetting {
   name: EnsembleSettingName;
@@ -64,6 +78,12 @@ export const ENSEMBLE_SETTINGS: readonly EnsembleSetting[] = [
   { name: 'autoencoder', source: 'fae', target: 'fae', description: 'gradients of f ∘ AE, judged on f ∘ AE (plain-AE baseline)' },
   { name: 'autoencoder-bpda', source: 'bpda-ae', target: 'fae', description: "f's gradient at AE(x) passed straight through the AE, judged on f ∘ AE" },
   { name: 'detector-aware', source: 'f+fs', target: 'fs', description: 'gradients of L(f) + L(f ∘ s), judged on f ∘ s behind the KL detector: robust means f ∘ s right or the example flagged' },
+  {
+    name: 'detector-aware-features',
+    source: 'fs-features',
+    target: 'fs',
+    description: "gradients of L(f ∘ s) − feature-mse / τ (f's features of x and s(x) pulled together), judged on f ∘ s behind the KL detector: robust means f ∘ s right or the example flagged",
+  },
 ];
 
 export const DEFAULT_ENSEMBLE_SETTINGS: readonly EnsembleSettingName[] = ['undefended', 'whitebox', 'whitebox-bpda', 'graybox', 'autoencoder', 'autoencoder-bpda'];
@@ -182,6 +202,8 @@ export interface EnsembleResults {
     noise: string;
     eotSamples: number | null;
     seed: number;
+    /** detector-aware-features only: τ (the clean selected images' feature-mse at `quantile`) and the penalty's weight */
+    featurePenalty?: { threshold: number; weight: number; quantile: number };
   };
   images: { ids: number[] };
   clean: { model: ModelKey; n: number; correct: number; accuracy: number; ci: [number, number] }[];
@@ -204,7 +226,6 @@ export interface EnsembleRunRecord {
   batchSize: number;
 }
 
-/** One of the runs a merged document combines, with the ε it ran. */
 /** One run of a merged document: its ε and settings (absent in documents merged before settings were recorded: then the document's). */
 export type EnsemblePartRun = EnsembleRunRecord & { eps: number[]; settings?: string[] };
 
@@ -220,11 +241,11 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
     needed.add(s.target);
     if (s.source === 'bpda-s') needed.add('fs');
     else if (s.source === 'bpda-ae') needed.add('fae');
-    else if (s.source === 'f+fs') needed.add('f').add('fs');
+    else if (detectorAware(s.source)) needed.add('f').add('fs');
     else needed.add(s.source);
   }
   // The detector compares f(x) with f ∘ s on a noise draw of its own; the attacker's refusal rule sees no noise.
-  if (o.noise && o.settings.some((s) => s.source === 'f+fs')) throw new UserError('the detector-aware ensemble setting runs without a noise layer (drop --noise, or the setting)');
+  if (o.noise && o.settings.some((s) => detectorAware(s.source))) throw new UserError('the detector-aware ensemble settings run without a noise layer (drop --noise, or the setting)');
   const models = await loadEvalModels(o.models, needed);
   const m = models.manifest;
   const data = await openData(o.data, { split: 'test', labelled: true, geometry: { channels: m.input.channels, height: m.input.height, width: m.input.width } });
@@ -259,10 +280,13 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
   const baseOracle = (source: EnsembleSource): GradientOracle => {
     if (source === 'bpda-s') return new BpdaOracle(modelOracle('f'), reconstruct('fs'), 's');
     if (source === 'bpda-ae') return new BpdaOracle(modelOracle('f'), reconstruct('fae'), 'AE');
-    if (source === 'f+fs') {
+    if (detectorAware(source)) {
       const t = threshold;
-      if (t === null) throw new UserError(`model set ${m.name} has no S2SNet detector: the detector-aware setting needs one`);
-      return new JointOracle(modelOracle('fs'), modelOracle('f'), (fsLogits, fLogits) => Uint8Array.from(klScores(fLogits, fsLogits, k), (v) => (flagged(v, t) ? 1 : 0)));
+      if (t === null) throw new UserError(`model set ${m.name} has no S2SNet detector: the detector-aware settings need one`);
+      const rule = (fsLogits: Float32Array, fLogits: Float32Array) => Uint8Array.from(klScores(fLogits, fsLogits, k), (v) => (flagged(v, t) ? 1 : 0));
+      if (source === 'f+fs') return new JointOracle(modelOracle('fs'), modelOracle('f'), rule);
+      const penalty = featurePenalty!;
+      return new PenalisedOracle(modelOracle('fs'), penalty.score, penalty.threshold, 1, async (u, fsLogits) => rule(fsLogits, await modelOracle('f').logits(u)));
     }
     return modelOracle(source);
   };
@@ -304,6 +328,14 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
     return out;
   };
 
+  // the feature penalty and its unit τ, from the clean selected images
+  let featurePenalty: { score: FeatureMseScore; threshold: number } | undefined;
+  if (o.settings.some((s) => s.source === 'fs-features')) {
+    const score = await FeatureMseScore.open(models.graphs.f!, models.s2snet!, models.shape, sessionOptions);
+    const clean = new Float32Array(n);
+    for (let s = 0; s < n; s += batchSize) clean.set(await score.value(x.subarray(s * per, Math.min(n, s + batchSize) * per)), s);
+    featurePenalty = { score, threshold: thresholdAt(clean, FEATURE_PENALTY_QUANTILE_FPR) };
+  }
   const params = { ...o.params };
   const attacks = new Map(o.members.map((name) => [name, memberAttack(name, params)]));
   const work = o.settings.length * o.eps.length * o.members.length * n;
@@ -350,7 +382,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
             const bx = new Float32Array(idx.length * per);
             idx.forEach((i, j) => bx.set(x.subarray(i * per, (i + 1) * per), j * per));
             const adv = await attack.run(oracle, { x: bx, labels: Int32Array.from(idx, (i) => y[i]), ids: idx.map((i) => rows[i]) }, { eps, targeted: false, seed: streamSeed(o.seed, 'ensemble', name, setting.source, eps) });
-            passes += attack.passes * idx.length * (o.noise ? eotSamples : 1) * (setting.source === 'f+fs' ? 2 : 1);
+            passes += attack.passes * idx.length * (o.noise ? eotSamples : 1) * (detectorAware(setting.source) ? 2 : 1);
             idx.forEach((i, j) => made.set(key(i), adv.slice(j * per, (j + 1) * per)));
             progress.tick(idx.length);
           }
@@ -359,7 +391,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
           const ok = await judge(setting.target, gather(name, todo), todo, `${setting.name}:${name}:${eps}`);
           // Against the attacker who knows the detector, a flagged example is a failed attack: the image stays
           // in for the next member, which may find one the detector lets pass.
-          if (setting.source === 'f+fs') {
+          if (detectorAware(setting.source)) {
             const sc = await detectorScores(gather(name, todo), todo, `${setting.name}:${name}:${eps}`);
             sc.forEach((v, j) => flagged(v, threshold!) && (ok[j] = 1));
           }
@@ -388,6 +420,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
   } finally {
     progress.stop();
     await forward.release();
+    await featurePenalty?.score.release();
     for (const or of oracles.values()) await or.release();
   }
 
@@ -409,6 +442,7 @@ export async function runEnsemble(o: EnsembleOptions): Promise<EnsembleResults> 
       noise: noiseId(o.noise ?? null),
       eotSamples: o.noise ? eotSamples : null,
       seed: o.seed,
+      ...(featurePenalty ? { featurePenalty: { threshold: featurePenalty.threshold, weight: 1, quantile: 1 - FEATURE_PENALTY_QUANTILE_FPR } } : {}),
     },
     images: { ids: rows },
     clean: cleanRecords,

@@ -59,5 +59,37 @@ describe('the detector-aware ensemble setting (committed default set)', () => {
 
   it('refuses a noise layer: its refusal rule would not see the draw the detector sees', async () => {
     await expect(runEnsemble({ ...base, settings: parseEnsembleSettings('whitebox,detector-aware'), noise: parseNoise('gaussian:0.1'), eotSamples: 1 })).rejects.toThrow(/without a noise layer/);
+    await expect(runEnsemble({ ...base, settings: parseEnsembleSettings('detector-aware-features'), noise: parseNoise('gaussian:0.1'), eotSamples: 1 })).rejects.toThrow(/without a noise layer/);
+  });
+});
+
+describe('the detector-aware-features ensemble setting (committed default set)', () => {
+  let features: EnsembleResults;
+  let whitebox: EnsembleResults;
+  beforeAll(async () => {
+    // 30 iterations: the penalty holds the examples so close to agreement that 10 break none of these 8 images
+    const more = { ...base, params: { ...base.params, iterations: 30 } };
+    features = await runEnsemble({ ...more, settings: parseEnsembleSettings('detector-aware-features') });
+    whitebox = await runEnsemble({ ...more, settings: parseEnsembleSettings('whitebox') });
+  }, 300_000);
+
+  it('ascends L(f ∘ s) less the feature-space error and judges f ∘ s behind the KL: every break is unflagged, a flagged example is a failed attack', () => {
+    const row = features.rows.find((r) => r.setting === 'detector-aware-features')!;
+    expect(row).toMatchObject({ source: 'fs-features', target: 'fs', eps: 0.15, n: 8 });
+    expect(row.cleanCorrect).toBe(whitebox.rows[0].cleanCorrect);
+    const d = features.detection!;
+    const x = d.rows.find((r) => r.setting === 'detector-aware-features')!;
+    expect(x.robustOrDetected).toBe(row.robust);
+    expect(row.robust).toBeLessThan(row.cleanCorrect);
+    x.scores.forEach((s, i) => {
+      if (row.outcomes[i] === '0' && s !== null) expect(s).toBeLessThanOrEqual(d.threshold);
+    });
+  });
+
+  it('records the penalty’s unit τ, the clean selected images’ feature-mse at the 95th percentile, and counts two gradient passes per step', () => {
+    expect(features.config.featurePenalty).toMatchObject({ weight: 1, quantile: 0.95 });
+    expect(features.config.featurePenalty!.threshold).toBeGreaterThan(0);
+    expect(whitebox.config.featurePenalty).toBeUndefined();
+    expect(features.run.gradientPasses).toBe(2 * whitebox.run.gradientPasses);
   });
 });
