@@ -24,13 +24,11 @@ import type { ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import sharp from 'sharp';
-import { loadModelSet } from '../src/models/loader';
-import { geometryOf } from '../src/serving/image';
 import { Sample, Target, closedLoop, pct } from './load-clients';
-import { arg, freePort } from './support/cli';
+import { arg } from './support/cli';
 import { cpuSince, spawnPinned, splitCpus, threadCpuMs } from './support/cpus';
-import { benchServiceEnv, serviceEnvFlag, untilReady } from './support/service';
+import { benchPngs, startPinnedService } from './support/pinned-service';
+import { serviceEnvFlag } from './support/service';
 
 const ROOT = join(__dirname, '..');
 
@@ -52,19 +50,7 @@ const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const sum = (o: Record<string, number>) => Object.values(o).reduce((a, x) => a + x, 0);
 const count = (samples: Sample[], status: number) => samples.filter((s) => s.status === status).length;
 
-async function startService(): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawnPinned(cores.service, [join(ROOT, 'src', 'cli', 'main.ts'), 'serve'], {
-    cwd: ROOT,
-    env: { ...benchServiceEnv({ port, modelsDir, model, threads, workers: 1 }), S2S_MAX_BATCH: '32', ...serviceEnv },
-    // one log line per request at info level, as in production; read and dropped so the pipe never blocks
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  child.stdout!.resume();
-  const url = `http://127.0.0.1:${port}`;
-  await untilReady(url, child);
-  return { url, child };
-}
+const startService = () => startPinnedService({ cores: cores.service, modelsDir, model, serviceEnv });
 
 async function startBare(): Promise<{ url: string; child: ChildProcess }> {
   const child = spawnPinned(cores.service, [join(__dirname, 'support', 'bare-refusal-server.ts')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -98,15 +84,8 @@ interface Round {
 }
 
 async function main() {
-  const set = await loadModelSet(join(modelsDir, model));
-  const geo = geometryOf(set.manifest.input);
-  const raw = Buffer.alloc(geo.width * geo.height * geo.channels);
-  for (let i = 0; i < raw.length; i++) raw[i] = (i * 37 + (i >> 5) * 11) & 255;
   // a PNG of the model's size and colour type: the cheapest request the service accepts
-  const png = await sharp(raw, { raw: { width: geo.width, height: geo.height, channels: geo.channels } })
-    .toColourspace(geo.channels === 1 ? 'b-w' : 'srgb')
-    .png()
-    .toBuffer();
+  const { png } = await benchPngs(modelsDir, model);
   const classify = (url: string): Target => ({ url, path: '/v1/classify', body: png, headers: { 'content-type': 'image/png' } });
 
   console.log(`s2s refusal cost: model set '${model}', ${connections} closed-loop connections against concurrency 32, ${rounds} rounds × ${phaseS} s per phase`);

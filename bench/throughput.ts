@@ -27,13 +27,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import { loadModelSet } from '../src/models/loader';
-import { decodeImage, geometryOf } from '../src/serving/image';
+import { decodeImage } from '../src/serving/image';
 import { Target, closedLoop, pct } from './load-clients';
-import { arg, freePort } from './support/cli';
+import { arg } from './support/cli';
 import { spawnPinned, splitCpus } from './support/cpus';
-import { benchServiceEnv, untilReady, serviceEnvFlag } from './support/service';
+import { benchPngs, startPinnedService } from './support/pinned-service';
+import { serviceEnvFlag } from './support/service';
 import type { RateAnswer, RateRequest } from './support/in-process-rate';
 
 const ROOT = join(__dirname, '..');
@@ -59,19 +58,7 @@ const threads = serviceCpus.length;
 /** Spawns a command pinned to the service's cores. */
 const pinned = (args: string[], opts: Parameters<typeof spawnPinned>[2]): ChildProcess => spawnPinned(serviceCpus, args, opts);
 
-async function startService(): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = pinned([join(ROOT, 'src', 'cli', 'main.ts'), 'serve'], {
-    cwd: ROOT,
-    env: { ...benchServiceEnv({ port, modelsDir, model, threads, workers: 1 }), S2S_MAX_BATCH: '32', ...serviceEnv },
-    // one log line per request at info level, as in production; read and dropped so the pipe never blocks
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  child.stdout!.resume();
-  const url = `http://127.0.0.1:${port}`;
-  await untilReady(url, child);
-  return { url, child };
-}
+const startService = () => startPinnedService({ cores: serviceCpus, modelsDir, model, serviceEnv });
 
 function startBaseline(): Promise<{ child: ChildProcess; rate: (r: RateRequest) => Promise<RateAnswer> }> {
   const child = pinned([join(__dirname, 'support', 'in-process-rate.ts'), modelsDir, model, String(threads)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -101,14 +88,8 @@ interface Round {
 }
 
 async function main() {
-  const set = await loadModelSet(join(modelsDir, model));
-  const geo = geometryOf(set.manifest.input);
-  const raw = Buffer.alloc(geo.width * geo.height * geo.channels);
-  for (let i = 0; i < raw.length; i++) raw[i] = (i * 37 + (i >> 5) * 11) & 255;
-  const encode = (space: 'b-w' | 'srgb') => sharp(raw, { raw: { width: geo.width, height: geo.height, channels: geo.channels } }).toColourspace(space).png().toBuffer();
   // the model's own size and colour type (decoded in-line), and the other colour type (sharp converts it)
-  const png = await encode(geo.channels === 1 ? 'b-w' : 'srgb');
-  const pngConvert = await encode(geo.channels === 1 ? 'srgb' : 'b-w');
+  const { geo, png, pngConvert } = await benchPngs(modelsDir, model);
   const pixels = await decodeImage(png, geo, 1e8);
   const dims = [1, geo.channels, geo.height, geo.width];
   const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: dims, parameters: { binary_data_size: pixels.byteLength } }] }));
