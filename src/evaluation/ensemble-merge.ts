@@ -2,7 +2,7 @@ import { UserError } from '../util/errors';
 import { firstDifference } from '../util/first-difference';
 import { ENSEMBLE_SETTINGS, ENSEMBLE_VERSION, EnsemblePartRun, EnsembleResults, EnsembleRunRecord } from './ensemble';
 import { combinedRows, detectionSummary, pairedComparisons } from './ensemble-derived';
-import { EnsembleDetection } from './ensemble-detection';
+import { EnsembleDetection, detectorJudges } from './ensemble-detection';
 
 /**
  * One ensemble document from runs at different ε, or of different settings,
@@ -30,8 +30,8 @@ export interface EnsembleMergeOptions {
   warn?: (line: string) => void;
 }
 
-/** Everything that must be identical across the runs (`clean` too: the same images through the same models). */
-const SHARED = ['schema', 'modelSet', 'data', 'images', 'clean'] as const;
+/** Everything that must be identical across the runs (and `clean`, model by model: the same images through the same models). */
+const SHARED = ['schema', 'modelSet', 'data', 'images'] as const;
 
 /**
  * Float32 kernels may round differently with another batch size, thread
@@ -45,16 +45,26 @@ export function mergeEnsembleResults(docs: EnsembleResults[], o: EnsembleMergeOp
   const sources = o.sources ?? docs.map((_, i) => `#${i + 1}`);
   const warn = o.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
   const first = docs[0];
-  const refuse = (i: number, field: string) =>
-    new UserError(`merge: ${sources[i]} and ${sources[0]} differ in ${field}; only ensemble runs of one selection and configuration at different ε can be merged`);
+  const refuse = (i: number, field: string, j = 0) =>
+    new UserError(`merge: ${sources[i]} and ${sources[j]} differ in ${field}; only ensemble runs of one selection and configuration can be merged`);
 
   const configApartFromSplit = (d: EnsembleResults) => ({ ...d.config, eps: undefined, settings: undefined });
   const from = new Map<string, string>();
   const key = (setting: string, e: number) => `${setting} at ε = ${e}`;
+  // A run holds the clean verdicts of its settings' judged models, in its settings' order.
+  const clean = new Map<string, { record: EnsembleResults['clean'][number]; from: number }>();
   docs.forEach((d, i) => {
     for (const k of SHARED) {
       const diff = firstDifference(d[k], first[k], k);
       if (diff) throw refuse(i, diff);
+    }
+    for (const record of d.clean) {
+      const seen = clean.get(record.model);
+      if (!seen) clean.set(record.model, { record, from: i });
+      else {
+        const diff = firstDifference(record, seen.record, `clean[${record.model}]`);
+        if (diff) throw refuse(i, diff, seen.from);
+      }
     }
     const diff = firstDifference(configApartFromSplit(d), configApartFromSplit(first), 'config');
     if (diff) throw refuse(i, diff);
@@ -80,11 +90,14 @@ export function mergeEnsembleResults(docs: EnsembleResults[], o: EnsembleMergeOp
     }
   }
   const rows = docs.flatMap((d) => d.rows).sort((a, b) => settingRank(a.setting) - settingRank(b.setting) || a.eps - b.eps);
-  const combined = combinedRows(rows, first.clean, eps);
+  const judged = [...new Set(settings.map((s) => ENSEMBLE_SETTINGS.find((x) => x.name === s)!.target))];
+  const cleanRecords = judged.map((model) => clean.get(model)!.record);
+  const combined = combinedRows(rows, cleanRecords, eps);
   const merged: EnsembleResults = {
     ...first,
     version: ENSEMBLE_VERSION,
     config: { ...first.config, settings, eps },
+    clean: cleanRecords,
     rows,
     combined,
     comparisons: pairedComparisons(rows, combined, eps),
@@ -105,19 +118,24 @@ export function mergeEnsembleResults(docs: EnsembleResults[], o: EnsembleMergeOp
 /** The detector's rows of every run, with the clean-image summary and the combined rows recomputed; null where the runs have none. */
 function mergedDetection(
   docs: EnsembleResults[],
-  refuse: (i: number, field: string) => UserError,
+  refuse: (i: number, field: string, j?: number) => UserError,
   eps: number[],
   settingRank: (s: string) => number,
 ): EnsembleDetection | null {
-  const blocks = docs.map((d) => d.detection ?? null);
+  // A run none of whose settings the detector judges (f ∘ AE only) has no detection to bring.
+  const judgedByDetector = (d: EnsembleResults) => d.config.settings.some((s) => detectorJudges(ENSEMBLE_SETTINGS.find((x) => x.name === s)!.target));
+  const holders = docs.map((d, i) => ({ d, i })).filter(({ d }) => judgedByDetector(d));
+  if (holders.length === 0) return null;
+  const blocks = holders.map(({ d }) => d.detection ?? null);
   const first = blocks[0];
-  blocks.forEach((b, i) => {
-    if ((b === null) !== (first === null)) throw refuse(i, 'detection (one has the detector, the other not)');
+  blocks.forEach((b, j) => {
+    const [i, i0] = [holders[j].i, holders[0].i];
+    if ((b === null) !== (first === null)) throw refuse(i, 'detection (one has the detector, the other not)', i0);
     if (!b || !first) return;
-    if (b.detector !== first.detector) throw refuse(i, 'detection.detector');
-    if (b.threshold !== first.threshold) throw refuse(i, 'detection.threshold');
+    if (b.detector !== first.detector) throw refuse(i, 'detection.detector', i0);
+    if (b.threshold !== first.threshold) throw refuse(i, 'detection.threshold', i0);
     const bad = firstScoreDifference(b.clean, first.clean);
-    if (bad !== null) throw refuse(i, `detection.clean${bad}`);
+    if (bad !== null) throw refuse(i, `detection.clean${bad}`, i0);
   });
   if (!first) return null;
   const rows = blocks.flatMap((b) => b!.rows).sort((a, b) => settingRank(a.setting) - settingRank(b.setting) || a.eps - b.eps);

@@ -84,14 +84,16 @@ describe('merging ensemble runs at different ε', () => {
   });
 
   it('runs of different settings at one ε: equal to the run of them all, apart from timing', async () => {
-    const [fs, ae] = await Promise.all(
-      ['autoencoder,whitebox-bpda', 'whitebox,autoencoder-bpda'].map(async (names) => asWritten(await runEnsemble({ ...base, eps: [0.02], settings: parseEnsembleSettings(names) }))),
+    // one run judges f ∘ AE only, the other f ∘ s and f ∘ AE: the clean verdicts are the union, in a single run's order
+    const [ae, rest] = await Promise.all(
+      ['autoencoder', 'whitebox,whitebox-bpda,autoencoder-bpda'].map(async (names) => asWritten(await runEnsemble({ ...base, eps: [0.02], settings: parseEnsembleSettings(names) }))),
     );
-    const merged = mergeEnsembleResults([fs, ae, high], { warn: quiet().warn });
+    expect(ae.clean.map((c) => c.model)).toEqual(['fae']);
+    const merged = mergeEnsembleResults([ae, rest, high], { warn: quiet().warn });
     expect(withoutTiming(merged)).toEqual(withoutTiming(both));
     expect(merged.run.parts!.map((p) => `${p.eps}: ${p.settings!.join(',')}`)).toEqual([
-      '0.02: whitebox,autoencoder-bpda',
-      '0.02: whitebox-bpda,autoencoder',
+      '0.02: whitebox,whitebox-bpda,autoencoder-bpda',
+      '0.02: autoencoder',
       '0.1: whitebox,whitebox-bpda,autoencoder,autoencoder-bpda',
     ]);
     const refusal = (docs: EnsembleResults[]) => {
@@ -104,9 +106,13 @@ describe('merging ensemble runs at different ε', () => {
       throw new Error('merged');
     };
     // a hole: autoencoder and whitebox-bpda at 0.02 only
-    expect(refusal([ae, high, fs].slice(1))).toMatch(/^merge: the runs hold whitebox at ε = 0\.1 but not whitebox at ε = 0\.02; merged runs must hold every setting at every ε$/);
+    expect(refusal([high, ae])).toMatch(/^merge: the runs hold whitebox at ε = 0\.1 but not whitebox at ε = 0\.02; merged runs must hold every setting at every ε$/);
     // one (setting, ε) twice
-    expect(refusal([fs, low, high])).toMatch(/^merge: whitebox-bpda at ε = 0\.02 is in both a\.json and b\.json/);
+    expect(refusal([ae, low, high])).toMatch(/^merge: autoencoder at ε = 0\.02 is in both a\.json and b\.json/);
+    // a clean verdict that differs between two runs that both judged that model
+    const other = copy(ae);
+    other.clean[0].correct += 1;
+    expect(refusal([rest, other, high])).toMatch(/^merge: b\.json and a\.json differ in clean\[fae\]\.correct/);
   }, 600_000);
 
   it('refuses runs that overlap in ε or differ in anything but ε, naming the field in one line', () => {
