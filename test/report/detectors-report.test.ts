@@ -46,4 +46,20 @@ describe('reports/fashion-mnist-detectors/served', () => {
     expect(fa.scores['feature-mse'].aucSuccessful).toBeCloseTo(0.131, 3);
     expect(fa.versusKl['feature-mse']).toMatchObject({ onlyCandidate: 0, onlyKl: 5 });
   });
+
+  it('the APGD-CE run (served-apgd): the same set and images, and the README’s second table recounted', () => {
+    const apgd = JSON.parse(readFileSync(join(dir, 'served-apgd', 'detectors.json'), 'utf8')) as DetectorResults;
+    expect([apgd.modelSet.version, apgd.config.attack, apgd.config.iterations, apgd.data.rows]).toEqual([run.modelSet.version, 'apgd-ce', 100, run.data.rows]);
+    expect(readFileSync(join(dir, 'served-apgd', 'summary.md'), 'utf8')).toBe(detectorsMarkdown(apgd));
+    const stated: Array<[string, number, number, number, number]> = [
+      ['undefended', 429, 464, 413, 429],
+      ['detector-aware', 102, 462, 56, 91],
+      ['feature-aware', 133, 462, 6, 0],
+    ];
+    for (const [name, successful, attacked, kl, feature] of stated) {
+      const s = apgd.settings.find((x) => x.setting === name)!;
+      expect([s.successful, s.attacked, s.scores.kl.detected, s.scores['feature-mse'].detected]).toEqual([successful, attacked, kl, feature]);
+    }
+    expect(readFileSync(join(dir, 'README.md'), 'utf8').replace(/\s+/g, ' ')).toMatch(/\| aware of the feature-space error \(133 \/ 462\) \| \*\*4\.5 %\*\* \[2\.1, 9\.5\] \| \*\*0\.0 %\*\* \[0\.0, 2\.8\] \|/);
+  });
 });

@@ -157,4 +157,56 @@ describe('reports/fashion-mnist-worst-case', () => {
     expect(mcnemar(29, 27)).toBeGreaterThan(0.85);
     expect(mcnemar(88, 10)).toBeLessThan(1e-16);
   });
+
+  it('the detector-aware-features run attacked the served set on the same images; the counts its section states are recomputed', () => {
+    const features = readEnsembleResults(join(dir, 'detector-aware-features', 'ensemble.json'));
+    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+    const served = servedSetManifest();
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(features.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(features.images.ids).toEqual(results.images.ids);
+    expect(features.config.params).toEqual(results.config.params);
+    expect(features.config.settings).toEqual(['detector-aware-features']);
+    expect(features.config.featurePenalty!.threshold).toBeCloseTo(0.266, 3);
+    const report = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(block(report, 'fashion-mnist-detector-aware-features')).toBe(ensembleMarkdown(features));
+    const f = outcome(features, 'detector-aware-features', 0.05);
+    const a = outcome(aware, 'detector-aware', 0.05);
+    const c = pairedCounts(f.outcomes, a.outcomes);
+    expect([f.robust, a.robust, c.onlyA, c.onlyB]).toEqual([617, 655, 11, 49]);
+    expect(mcnemar(11, 49)).toBeCloseTo(7.6e-7, 7);
+    const blind = results.detection!.combined.find((x) => x.setting === 'defended' && x.eps === 0.05)!;
+    const all = [...f.outcomes].filter((v, i) => v === '1' && a.outcomes[i] === '1' && blind.outcomes[i] === '1').length;
+    const defended = outcome(results, 'defended', 0.05);
+    expect([all, [...defended.outcomes].filter((v, i) => v === '1' && f.outcomes[i] === '1').length]).toEqual([589, 548]);
+    const text = report.replace(/\s+/g, ' ');
+    expect(text).toMatch(/\*\*61\.7 % \[58\.6, 64\.7\] robust or detected\*\*, against 65\.5 %/);
+    expect(text).toMatch(/49 images lost to this attacker only, 11 to the other only \(exact McNemar p = 7\.6e-7\)/);
+    expect(text).toMatch(/\*\*58\.9 %\*\* \[55\.8, 61\.9\], 589 of 1,000/);
+  });
+
+  it('the stronger ensemble ran on the first 200 of the same images; the counts its section states are recomputed image by image', () => {
+    const stronger = readEnsembleResults(join(dir, 'stronger-200', 'ensemble.json'));
+    const served = servedSetManifest();
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(stronger.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(stronger.config.params).toMatchObject({ iterations: 100, restarts: 5, targetClasses: 9 });
+    expect(stronger.images.ids).toHaveLength(200);
+    const at = stronger.images.ids.map((id) => results.images.ids.indexOf(id));
+    expect(at.every((i) => i >= 0)).toBe(true);
+    const report = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(block(report, 'fashion-mnist-stronger-200')).toBe(ensembleMarkdown(stronger));
+    // [robust under the stronger, under the committed on the same images, only under the stronger, only under the committed]
+    const stated: Array<[string, number[]]> = [
+      ['defended', [108, 113, 0, 5]],
+      ['whitebox-bpda', [139, 141, 0, 2]],
+    ];
+    for (const [setting, counts] of stated) {
+      const a = outcome(stronger, setting, 0.05);
+      const b = at.map((i) => outcome(results, setting, 0.05).outcomes[i]).join('');
+      const c = pairedCounts(a.outcomes, b);
+      expect({ setting, counts: [a.robust, [...b].filter((v) => v === '1').length, c.onlyA, c.onlyB] }).toEqual({ setting, counts });
+    }
+    expect(mcnemar(0, 5)).toBeCloseTo(0.0625, 6);
+    const text = report.replace(/\s+/g, ' ');
+    expect(text).toMatch(/falls from \*\*113 \(56\.5 %\)\*\* under the committed ensemble to \*\*108 \(54\.0 %\)\*\*/);
+  });
 });
