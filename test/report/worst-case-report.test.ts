@@ -195,18 +195,22 @@ describe('reports/fashion-mnist-worst-case', () => {
     const report = readFileSync(join(dir, 'README.md'), 'utf8');
     expect(block(report, 'fashion-mnist-stronger-200')).toBe(ensembleMarkdown(stronger));
     // [robust under the stronger, under the committed on the same images, only under the stronger, only under the committed]
-    const stated: Array<[string, number[]]> = [
-      ['defended', [108, 113, 0, 5]],
-      ['whitebox-bpda', [139, 141, 0, 2]],
+    const stated: Array<[string, number, number[]]> = [
+      ['defended', 0.05, [108, 113, 0, 5]],
+      ['whitebox-bpda', 0.05, [139, 141, 0, 2]],
+      ['defended', 0.1, [60, 66, 0, 6]],
+      ['whitebox-bpda', 0.1, [98, 106, 0, 8]],
     ];
-    for (const [setting, counts] of stated) {
-      const a = outcome(stronger, setting, 0.05);
-      const b = at.map((i) => outcome(results, setting, 0.05).outcomes[i]).join('');
+    for (const [setting, eps, counts] of stated) {
+      const a = outcome(stronger, setting, eps);
+      const b = at.map((i) => outcome(results, setting, eps).outcomes[i]).join('');
       const c = pairedCounts(a.outcomes, b);
-      expect({ setting, counts: [a.robust, [...b].filter((v) => v === '1').length, c.onlyA, c.onlyB] }).toEqual({ setting, counts });
+      expect({ setting, eps, counts: [a.robust, [...b].filter((v) => v === '1').length, c.onlyA, c.onlyB] }).toEqual({ setting, eps, counts });
     }
     expect(mcnemar(0, 5)).toBeCloseTo(0.0625, 6);
+    expect(mcnemar(0, 6)).toBeCloseTo(0.03125, 6);
     const text = report.replace(/\s+/g, ' ');
     expect(text).toMatch(/falls from \*\*113 \(56\.5 %\)\*\* under the committed ensemble to \*\*108 \(54\.0 %\)\*\*/);
+    expect(text).toMatch(/At ε = 0\.1: \*\*66 \(33\.0 %\) → 60 \(30\.0 %\)\*\*/);
   });
 });
