@@ -30,6 +30,9 @@ export interface EnsembleMergeOptions {
   warn?: (line: string) => void;
 }
 
+/** The model a setting's examples are judged on. */
+const targetOf = (setting: string) => ENSEMBLE_SETTINGS.find((x) => x.name === setting)!.target;
+
 /** Everything that must be identical across the runs (and `clean`, model by model: the same images through the same models). */
 const SHARED = ['schema', 'modelSet', 'data', 'images'] as const;
 
@@ -90,7 +93,7 @@ export function mergeEnsembleResults(docs: EnsembleResults[], o: EnsembleMergeOp
     }
   }
   const rows = docs.flatMap((d) => d.rows).sort((a, b) => settingRank(a.setting) - settingRank(b.setting) || a.eps - b.eps);
-  const judged = [...new Set(settings.map((s) => ENSEMBLE_SETTINGS.find((x) => x.name === s)!.target))];
+  const judged = [...new Set(settings.map(targetOf))];
   const cleanRecords = judged.map((model) => clean.get(model)!.record);
   const combined = combinedRows(rows, cleanRecords, eps);
   const merged: EnsembleResults = {
@@ -123,7 +126,7 @@ function mergedDetection(
   settingRank: (s: string) => number,
 ): EnsembleDetection | null {
   // A run none of whose settings the detector judges (f ∘ AE only) has no detection to bring.
-  const judgedByDetector = (d: EnsembleResults) => d.config.settings.some((s) => detectorJudges(ENSEMBLE_SETTINGS.find((x) => x.name === s)!.target));
+  const judgedByDetector = (d: EnsembleResults) => d.config.settings.some((s) => detectorJudges(targetOf(s)));
   const holders = docs.map((d, i) => ({ d, i })).filter(({ d }) => judgedByDetector(d));
   if (holders.length === 0) return null;
   const blocks = holders.map(({ d }) => d.detection ?? null);
