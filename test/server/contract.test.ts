@@ -75,6 +75,8 @@ describe('configuration', () => {
     }
     expect(c.detectionPolicy).toBe(dflt('S2S_DETECTION_POLICY'));
     expect(c.logLevel).toBe(dflt('LOG_LEVEL'));
+    expect(String(c.logSync)).toBe(dflt('LOG_SYNC'));
+    expect(loadConfig({ LOG_SYNC: 'true' }, {}).logSync).toBe(true);
     expect([c.apiKeys, c.rateLimit, c.noise, c.noiseMax, c.noiseKind, c.trustProxy]).toEqual([[], undefined, undefined, undefined, undefined, false]);
     // σ of certification is left to each set (its smoothing denoiser's σ) unless the operator names one
     expect(c.certify.sigma).toBeUndefined();
