@@ -86,6 +86,37 @@ describe('adversarial inputs against the current f ∘ s', () => {
     }
   });
 
+  it('rotate-with-f: the true gradient, BPDA and f’s own gradient at x on batches 0, 1, 2 (mod 3)', async () => {
+    const source = currentDefendedSource(ae, f, () => decoderOf(s2snet), 1, 'rotate-with-f');
+    const fOnly = OnnxGradientOracle.fromForward('f', f, { intraOpThreads: 1 });
+    const fS = OnnxGradientOracle.fromForward('f ∘ s', composeDefended(s2snet, f), { intraOpThreads: 1 });
+    try {
+      const idx = [4, 5, 6, 7];
+      const b = await train.get(idx);
+      const req = { x: b.images, labels: Int32Array.from(b.labels!, Number), loss: 'cross-entropy' as const, ids: idx, step: 0 };
+      const max = (a: Float32Array, c: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+      const ofF = await fOnly.gradient(req);
+      const ofFs = await fS.gradient(req);
+      const scale = ofF.grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      for (const batch of [2, 5]) {
+        const g = await (await source.oracle(batch)).gradient(req);
+        expect(max(g.grad, ofF.grad)).toBeLessThan(1e-4 * scale);
+        // the examples are of f alone: its logits, not f ∘ s's
+        expect(max(g.logits, ofF.logits)).toBeLessThan(1e-4);
+      }
+      for (const batch of [0, 3]) expect(max((await (await source.oracle(batch)).gradient(req)).grad, ofFs.grad)).toBeLessThan(1e-4 * scale);
+      const bpda = await (await source.oracle(4)).gradient(req);
+      expect(max(bpda.logits, ofFs.logits)).toBeLessThan(1e-4);
+      expect(max(bpda.grad, ofF.grad)).toBeGreaterThan(1e-2 * scale);
+      expect(max(bpda.grad, ofFs.grad)).toBeGreaterThan(1e-2 * scale);
+      expect(recipeByName('adversarial-fs', { adversarial: { gradient: 'rotate-with-f' } }).name).toBe('adversarial-fs(pgd-5:0-0.1 vs defended/rotate-with-f, 0.5)');
+    } finally {
+      await source.release();
+      await fOnly.release();
+      await fS.release();
+    }
+  });
+
   it('PGD examples of the current f ∘ s raise its loss, stay within each image ε, and leave the clean rows as they were', async () => {
     const o: AdversarialInputs = { against: 'defended', attack: 'pgd', epsMin: 0.03, epsMax: 0.06, iterations: 5, fraction: 0.5 };
     const source = currentDefendedSource(ae, f, () => decoderOf(s2snet));

@@ -20,7 +20,7 @@ import { trainAutoencoder } from '../../pipeline/train-autoencoder';
 import { trainClassifier } from '../../pipeline/train-classifier';
 import { S2SLoss, trainS2SNet } from '../../pipeline/train-s2snet';
 import { AdversarialOverrides, RECIPE_NAMES, recipeByName } from '../../pipeline/recipes/catalogue';
-import { STAGE2_RECIPE_METADATA } from '../../pipeline/recipes/recipe';
+import { DEFENDED_GRADIENTS, DefendedGradient, STAGE2_RECIPE_METADATA } from '../../pipeline/recipes/recipe';
 
 /**
  * `s2s train classifier | autoencoder | s2snet | set | default`: the S2SNet
@@ -66,7 +66,7 @@ function numbers(v: string | undefined, flag: string): number[] | undefined {
   return xs;
 }
 
-type AdvOpts = { advEps?: string; advIterations?: string; advAttack?: 'fgsm' | 'pgd'; advFraction?: string; advAgainst?: 'f' | 'defended'; advGradient?: 'through-s' | 'bpda' | 'alternate' };
+type AdvOpts = { advEps?: string; advIterations?: string; advAttack?: 'fgsm' | 'pgd'; advFraction?: string; advAgainst?: 'f' | 'defended'; advGradient?: DefendedGradient };
 
 /** `--adv-*`: the recipe's adversarial inputs; `--adv-eps` is ε_max or ε_min:ε_max (per image ε ~ U(ε_min, ε_max)). */
 function adversarialOverrides(o: AdvOpts): AdversarialOverrides {
@@ -242,7 +242,7 @@ export function register(program: Command): void {
       .addOption(new Option('--adv-attack <a>', 'how the adversarial inputs are made').choices(['fgsm', 'pgd']))
       .option('--adv-fraction <p>', 'fraction of each batch made adversarial (the rest stays clean)')
       .addOption(new Option('--adv-against <m>', 'f: the frozen classifier; defended: the current f ∘ s').choices(['f', 'defended']))
-      .addOption(new Option('--adv-gradient <g>', 'examples of the current f ∘ s by its true gradient, by BPDA (f’s gradient passed straight through s), or alternating per batch').choices(['through-s', 'bpda', 'alternate']))
+      .addOption(new Option('--adv-gradient <g>', 'examples of the current f ∘ s by its true gradient, by BPDA (f’s gradient passed straight through s), alternating the two per batch, or rotating them with f’s own gradient (examples of f alone) per batch').choices([...DEFENDED_GRADIENTS]))
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')
       .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)')

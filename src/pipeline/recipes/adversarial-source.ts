@@ -6,6 +6,7 @@ import { TensorData } from '../../onnx/tensor';
 import { ModelSession, createSession } from '../../runtime/session';
 import { initializersToInputs } from '../../training/graphEdit';
 import { composeDefended, imageGeometry, reconstructionOutput } from '../compose';
+import { DefendedGradient } from './recipe';
 
 /**
  * Where stage 2's adversarial examples get their gradients: `oracle(batch)`
@@ -28,9 +29,17 @@ export function frozenClassifierSource(f: Graph, intraOpThreads = 1): Adversaria
  * true gradient of f ∘ s; 'bpda', f's gradient at s(x) passed straight
  * through s (what the evaluation's white-box′ attacker does, and what a
  * decoder trained only against the true gradient learns to mask);
- * 'alternate', one then the other on successive batches.
+ * 'alternate', one then the other on successive batches; 'rotate-with-f',
+ * those two and then f's own gradient (examples of the frozen classifier
+ * alone, the guided denoiser's inputs, which the gray-box attacker makes) in
+ * rotation, a third of the batches each.
  */
-export type DefendedGradient = 'through-s' | 'bpda' | 'alternate';
+/** Which gradient a batch's examples take under a DefendedGradient. */
+export function batchGradient(gradient: DefendedGradient, batch: number): 'through-s' | 'bpda' | 'f' {
+  if (gradient === 'alternate') return batch % 2 === 1 ? 'bpda' : 'through-s';
+  if (gradient === 'rotate-with-f') return (['through-s', 'bpda', 'f'] as const)[batch % 3];
+  return gradient;
+}
 
 /**
  * The current f ∘ s while its decoder trains. `values()` returns the
@@ -59,13 +68,14 @@ export function currentDefendedSource(ae: Graph, f: Graph, values: () => Readonl
     against: gradient === 'through-s' ? 'defended' : `defended (${gradient})`,
     async oracle(batch: number) {
       const now = values();
-      const useBpda = gradient === 'bpda' || (gradient === 'alternate' && batch % 2 === 1);
-      if (!useBpda) {
+      const which = batchGradient(gradient, batch);
+      if (which === 'through-s') {
         through ??= OnnxGradientOracle.fromForward('f ∘ s in training (adversarial inputs)', composeDefended(liveAe([...now.keys()]), f, 'defended_in_training'), { intraOpThreads });
         through.bind(now);
         return through;
       }
       fOracle ??= OnnxGradientOracle.fromForward('f (adversarial inputs, BPDA)', f, { intraOpThreads });
+      if (which === 'f') return fOracle;
       s ??= createSession(liveAe([...now.keys()]), { intraOpThreads, label: 's in training (BPDA)' });
       bound = Object.fromEntries(now);
       const session = await s;

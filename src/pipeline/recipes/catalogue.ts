@@ -1,5 +1,5 @@
 import { UserError } from '../../util/errors';
-import { Stage2Recipe, checkRecipe } from './recipe';
+import { DefendedGradient, Stage2Recipe, checkRecipe } from './recipe';
 
 /**
  * The named stage-2 recipes (`s2s train s2snet --recipe NAME`). σ and ε are
@@ -43,7 +43,7 @@ export interface AdversarialOverrides {
   attack?: 'fgsm' | 'pgd';
   fraction?: number;
   against?: 'f' | 'defended';
-  gradient?: 'through-s' | 'bpda' | 'alternate';
+  gradient?: DefendedGradient;
 }
 
 /** A named recipe, with `--noise-sigma` and `--adv-*` style overrides applied. */

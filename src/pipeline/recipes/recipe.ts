@@ -21,6 +21,10 @@ import { UserError } from '../../util/errors';
  */
 export type RecipeLoss = 'ce' | 'kl' | 'mse';
 
+/** How examples of the current f ∘ s take their gradient (adversarial-source.ts says what each means). */
+export const DEFENDED_GRADIENTS = ['through-s', 'bpda', 'alternate', 'rotate-with-f'] as const;
+export type DefendedGradient = (typeof DEFENDED_GRADIENTS)[number];
+
 export interface AdversarialInputs {
   /**
    * The model whose gradients make the examples: 'f', the frozen classifier
@@ -28,8 +32,8 @@ export interface AdversarialInputs {
    * of the step being trained, with its BatchNorm in inference form, as served.
    */
   against: 'f' | 'defended';
-  /** against 'defended': the true gradient of f ∘ s, BPDA, or one then the other per batch (adversarial-source.ts); default 'through-s' */
-  gradient?: 'through-s' | 'bpda' | 'alternate';
+  /** against 'defended': the true gradient of f ∘ s, BPDA, one then the other per batch, or those two and f's own in rotation (adversarial-source.ts); default 'through-s' */
+  gradient?: DefendedGradient;
   attack: 'fgsm' | 'pgd';
   /** per image ε ~ U(epsMin, epsMax); epsMin defaults to 0 */
   epsMin?: number;
@@ -55,7 +59,7 @@ export function checkRecipe(r: Stage2Recipe): Stage2Recipe {
   if (a) {
     if (r.loss === 'mse') throw new UserError(`recipe '${r.name}': adversarial inputs need a classifier loss (ce or kl), not mse`);
     if (a.against !== 'f' && a.against !== 'defended') throw new UserError(`recipe '${r.name}': adversarial examples are made against 'f' or 'defended', got '${String(a.against)}'`);
-    if (a.gradient !== undefined && !['through-s', 'bpda', 'alternate'].includes(a.gradient)) throw new UserError(`recipe '${r.name}': adversarial gradient must be through-s, bpda or alternate, got '${String(a.gradient)}'`);
+    if (a.gradient !== undefined && !DEFENDED_GRADIENTS.includes(a.gradient)) throw new UserError(`recipe '${r.name}': adversarial gradient must be one of ${DEFENDED_GRADIENTS.join(', ')}, got '${String(a.gradient)}'`);
     if (a.gradient !== undefined && a.gradient !== 'through-s' && a.against !== 'defended') throw new UserError(`recipe '${r.name}': a ${a.gradient} gradient needs examples against the current f ∘ s (against 'defended')`);
     if (a.attack !== 'fgsm' && a.attack !== 'pgd') throw new UserError(`recipe '${r.name}': adversarial attack must be fgsm or pgd, got '${String(a.attack)}'`);
     if (!(a.epsMax > 0 && a.epsMax <= 1)) throw new UserError(`recipe '${r.name}': adversarial epsMax must be in (0, 1], got ${a.epsMax}`);
