@@ -61,7 +61,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
   });
 
   it('the gray-box ratios and clean figures the prose quotes', () => {
-    const rel = (name: string, eps: number) => row(byName[name].ensemble, 'graybox', eps).relative.toFixed(3);
+    const rel = (name: string, eps: number) => row(byName[name].ensemble, 'graybox', eps).relative!.toFixed(3);
     expect([rel('served', 0.05), rel('eps0.15', 0.05), rel('served', 0.1), rel('eps0.15', 0.1)]).toEqual(['0.828', '0.847', '0.504', '0.562']);
     const text = readme.replace(/\s+/g, ' ');
     expect(text).toContain('0.828 → 0.847 at ε = 0.05, 0.504 → 0.562 at ε = 0.1');
