@@ -14,6 +14,7 @@ import { ENCODER_VARIANT_RECORD } from '../pipeline/recipes/recipe';
  *   DIR/<recipe>/manifest.json      the set's manifest (clean top-1, training settings)
  *   DIR/<recipe>/detector.json      `s2s eval --attacks bim --settings undefended --eps 0.05` (its detection AUC)
  *   DIR/<recipe>/train.json         the `s2s train s2snet` summary (wall and CPU seconds), if the recipe was trained here
+ *   DIR/<recipe>/variant.txt        one line on how the model differs from the paper's S2SNet beyond its recipe (e.g. its topology), if it does
  *
  * Recipes appear in the order of DIR/order.json (a list of folder names) when present.
  */
@@ -37,10 +38,12 @@ export function readAblation(dir: string): { baseline: EnsembleResults; entries:
     const manifest = json<{ description?: string; metrics?: { top1?: { s2snet?: number }; training?: { s2snet?: { description?: string; trained?: string } } } }>(join(d, 'manifest.json'));
     const detector = json<{ entries: { attack: string; setting: string; eps: number; noise: string; detectionAuc: number | null }[] }>(join(d, 'detector.json'));
     const train = json<{ steps: number; seconds: number; cpuSeconds?: number; recipe?: { batchSize?: number; description?: string } }>(join(d, 'train.json'));
+    const variantPath = join(d, 'variant.txt');
+    const variant = existsSync(variantPath) ? readFileSync(variantPath, 'utf8').trim() : '';
     const auc = detector?.entries.find((e) => e.attack === 'bim' && e.setting === 'undefended' && e.eps === 0.05 && e.noise === 'none')?.detectionAuc ?? null;
     return {
       recipe: name,
-      description: describe(manifest?.metrics?.training?.s2snet?.description ?? train?.recipe?.description ?? manifest?.description ?? '', manifest?.metrics?.training?.s2snet?.trained),
+      description: describe(manifest?.metrics?.training?.s2snet?.description ?? train?.recipe?.description ?? manifest?.description ?? '', manifest?.metrics?.training?.s2snet?.trained) + (variant ? ` — ${variant}` : ''),
       ensemble: readEnsembleResults(join(d, 'ensemble.json')),
       cleanTop1: manifest?.metrics?.top1?.s2snet ?? null,
       detectorAuc: auc,

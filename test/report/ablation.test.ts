@@ -51,6 +51,10 @@ describe('ablation report', () => {
     expect(md).toContain(`| \`r1\` | 12 | 4 / 3 | ${mcnemar(4, 3).toFixed(4)} |`);
     expect(md).toContain('| `r1` | 12 | 90.0 % | 41.7 [');
     expect(md).toContain('0.930');
-    expect(md).toContain('- `r1`: test recipe');
+    expect(md).toContain('- `r1`: test recipe\n');
+    // A model that differs beyond its recipe says how, in the recipe's line.
+    writeFileSync(join(dir, 'r1', 'variant.txt'), 'decoder without pooling indices\n');
+    writeAblationReadme(dir);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('- `r1`: test recipe — decoder without pooling indices\n');
   });
 });
