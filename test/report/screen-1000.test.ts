@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnsembleResults } from '../../src/evaluation/ensemble';
@@ -5,6 +6,8 @@ import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { ablationMarkdown } from '../../src/report/ablation';
 import { readAblation } from '../../src/report/ablation-folder';
 import { ROOT, servedSetManifest } from './paper-set';
+import { encodeModel, loadModel } from '../../src/onnx/io';
+import { withoutPoolingIndices } from '../../scripts/segnet-without-indices';
 
 /**
  * reports/fashion-mnist-ablation/screen-1000: two stage-2 variants paired
@@ -37,6 +40,13 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const served = servedSetManifest();
     for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(byName.served.ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
     for (const key of ['classifier', 'autoencoder']) expect(byName['eps0.15'].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
+    // the no-indices variants: the served classifier, and the script's output on the served autoencoder
+    const noIndices = createHash('sha256').update(encodeModel(withoutPoolingIndices(loadModel(join(ROOT, 'models', 'fashion-mnist', 'autoencoder.onnx'))).graph)).digest('hex');
+    for (const name of ['noidx-adv', 'noidx-ce']) {
+      expect(byName[name].ensemble.modelSet.files.classifier).toBe(served.files.classifier.sha256);
+      expect(byName[name].ensemble.modelSet.files.autoencoder).toBe(noIndices);
+      expect(byName[name].description).toContain('SegNet without pooling indices');
+    }
   });
 
   it('the paired counts and p-values against the served S2SNet are the per-image outcomes', () => {
@@ -46,7 +56,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
       ['whitebox-bpda', 'BPDA'],
       ['graybox', 'gray-box'],
     ];
-    for (const variant of ['eps0.15', 'pgd10']) {
+    for (const variant of ['eps0.15', 'pgd10', 'noidx-adv', 'noidx-ce']) {
       for (const eps of [0.05, 0.1]) {
         const cells = settings.map(([setting]) => {
           const c = pairedCounts(row(byName[variant].ensemble, setting, eps).outcomes, row(byName.served.ensemble, setting, eps).outcomes);
@@ -70,5 +80,25 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(((clean('served') - clean('pgd10')) * 100).toFixed(2)).toBe('0.43');
     expect(row(byName.served.ensemble, 'defended', 0.05).robust).toBe(589);
     expect(text).toContain('the served set keeps 58.9 % here');
+  });
+
+  it('the no-indices figures the prose quotes', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const pct = (name: string, setting: string, eps: number) => (100 * row(byName[name].ensemble, setting, eps).accuracy).toFixed(1);
+    expect([pct('served', 'defended', 0.05), pct('noidx-adv', 'defended', 0.05), pct('served', 'defended', 0.1), pct('noidx-adv', 'defended', 0.1)]).toEqual(['58.9', '46.7', '32.0', '11.5']);
+    expect(text).toContain('the worst case falls from 58.9 to 46.7 % at ε = 0.05 and from 32.0 to 11.5 % at 0.1');
+    expect(pct('noidx-ce', 'defended', 0.05)).toBe('12.4');
+    expect(pct('noidx-ce', 'defended', 0.1)).toBe('0.0');
+    expect((100 * row(baseline, 'autoencoder-all', 0.05).accuracy).toFixed(1)).toBe('40.3');
+    const c = pairedCounts(row(byName['noidx-ce'].ensemble, 'defended', 0.05).outcomes, row(baseline, 'autoencoder-all', 0.05).outcomes);
+    expect(`${c.onlyA} / ${c.onlyB}`).toBe('1 / 280');
+    expect(text).toContain('keeps 12.4 % at ε = 0.05 — below the plain autoencoder\'s 40.3 % (1 / 280 images)');
+    expect([pct('noidx-adv', 'whitebox-bpda', 0.05), pct('served', 'whitebox-bpda', 0.05)]).toEqual(['79.6', '74.2']);
+    const rel = (name: string, eps: number) => row(byName[name].ensemble, 'graybox', eps).relative!.toFixed(3);
+    expect([rel('noidx-adv', 0.05), rel('served', 0.05), rel('noidx-adv', 0.1), rel('served', 0.1)]).toEqual(['0.861', '0.828', '0.599', '0.504']);
+    expect(text).toContain('0.861 against 0.828 at ε = 0.05, 0.599 against 0.504 at 0.1');
+    const clean = (name: string) => byName[name].cleanTop1!;
+    expect([((clean('served') - clean('noidx-adv')) * 100).toFixed(2), (clean('noidx-adv') * 100).toFixed(2), (clean('served') * 100).toFixed(2)]).toEqual(['2.08', '88.51', '90.59']);
+    expect(text).toContain('for 2.08 clean points (88.51 against 90.59 %)');
   });
 });
