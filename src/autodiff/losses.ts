@@ -96,3 +96,35 @@ export function appendKl(g: Graph, logitsP: string, logitsQ: string): LossOnGrap
   e.node('ReduceSum', [terms, e.ints([1])], { keepdims: attr.int(0) }, [loss]);
   return { graph, loss };
 }
+
+/**
+ * TRADES (Zhang et al. 2019), per sample: CE(softmax(clean), y) + β·KL(softmax(clean) ‖ softmax(adversarial)),
+ * clean and adversarial logits [N, K] of the same images. Gradients flow into both, as in the paper.
+ */
+export function appendTrades(g: Graph, logitsClean: string, logitsAdversarial: string, beta: number, labels = 'labels'): LossOnGraph & { labels: string } {
+  const what = 'trades';
+  if (!(beta >= 0 && Number.isFinite(beta))) throw new UserError(`${what}: β must be a non-negative number, got ${beta}`);
+  const ce = appendCrossEntropy(g, logitsClean, labels);
+  const kl = appendKl(ce.graph, logitsClean, logitsAdversarial);
+  // The parts' outputs are free names taken as 'loss', 'loss_1'…; renamed before the sum takes the plain one.
+  const parts = kl.graph;
+  const names = new NameScope(parts);
+  const rename = (from: string) => {
+    const to = names.fresh(`${what}/${from}`);
+    for (const n of parts.nodes) {
+      n.inputs = n.inputs.map((i) => (i === from ? to : i));
+      n.outputs = n.outputs.map((o) => (o === from ? to : o));
+    }
+    const info = parts.valueInfo.get(from);
+    parts.valueInfo.delete(from);
+    if (info) parts.valueInfo.set(to, { ...info, name: to });
+    return to;
+  };
+  const ceLoss = rename(ce.loss);
+  const klLoss = rename(kl.loss);
+  const { graph, e, scope } = start(parts, what);
+  const weighted = e.mul(klLoss, e.scalarLike(beta, klLoss));
+  const loss = finalName(scope);
+  e.node('Add', [ceLoss, weighted], {}, [loss]);
+  return { graph, loss, labels: ce.labels };
+}

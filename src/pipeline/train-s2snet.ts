@@ -9,6 +9,7 @@ import { Trainer } from '../training/trainer';
 import { adversarialDataset } from './recipes/adversarial-data';
 import { currentDefendedSource, frozenClassifierSource } from './recipes/adversarial-source';
 import { withInputNoise } from './recipes/noise-graph';
+import { ADVERSARIAL_LOGITS, pairedDataset, pairedModel } from './recipes/pairs';
 import { ENCODER_VARIANT_RECORD, STAGE2_RECIPE_METADATA, Stage2Recipe, checkRecipe, recipeRecord } from './recipes/recipe';
 
 /**
@@ -85,7 +86,9 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   const f = canonicalClassifier(r.classifier, r.normalisation);
   const recipe = checkRecipe(r.recipe ?? { name: `paper-${r.loss}`, loss: r.loss, description: `the paper's stage 2 (${r.loss})` });
   const front = recipe.noise ? withInputNoise(ae, recipe.noise, r.settings.seed) : ae;
-  const model = recipe.loss === 'mse' ? front : composeDefended(front, f, 's2snet_training');
+  const paired = recipe.loss === 'trades';
+  const defended = composeDefended(front, f, 's2snet_training');
+  const model = recipe.loss === 'mse' ? front : paired ? pairedModel(defended, aeGeo[0], classCount(f)) : defended;
   // Examples against the current f ∘ s read the trainer's values at each batch.
   let trainer: Trainer | undefined;
   const current = () => {
@@ -94,20 +97,26 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   };
   const threads = r.intraOpThreads || 1;
   const source = recipe.adversarial && (recipe.adversarial.against === 'f' ? frozenClassifierSource(f, threads) : currentDefendedSource(ae, f, current, threads, recipe.adversarial.gradient));
-  const adversarial = recipe.adversarial && source ? adversarialDataset(r.train, source, recipe.adversarial, r.settings.seed) : undefined;
+  const examples = recipe.adversarial && source ? adversarialDataset(r.train, source, recipe.adversarial, r.settings.seed) : undefined;
+  // trades: each row is [x′; x] (pairs.ts), held-out rows (x, x)
+  const adversarial = paired ? pairedDataset(r.train, examples) : examples;
   const train = adversarial ?? r.train;
+  const evalData = paired && r.eval ? pairedDataset(r.eval) : r.eval;
   const loss =
     recipe.loss === 'ce'
       ? ({ kind: 'cross-entropy', output: 'logits' } as const)
-      : recipe.loss === 'kl'
-        ? ({ kind: 'kl', output: 'logits', reference: { classifier: f, output: 'logits' } } as const)
-        : ({ kind: 'mse', output: reconstructionOutput(ae), target: 'input' } as const);
+      : recipe.loss === 'trades'
+        ? ({ kind: 'trades', output: 'logits', adversarial: ADVERSARIAL_LOGITS, beta: recipe.beta } as const)
+        : recipe.loss === 'kl'
+          ? ({ kind: 'kl', output: 'logits', reference: { classifier: f, output: 'logits' } } as const)
+          : ({ kind: 'mse', output: reconstructionOutput(ae), target: 'input' } as const);
 
   let result: StageResult;
   try {
     result = await runStage({
       ...r,
       train,
+      eval: evalData,
       dataTag: `${r.dataTag}|recipe=${JSON.stringify(recipe)}`,
       model,
       artifacts: { requiresGrad: trained, input: 'input', loss },
@@ -135,4 +144,11 @@ export async function trainS2SNet(r: S2SNetStage): Promise<S2SNetResult> {
   }
   if (!r.trainEncoder) assertEncoderFrozen(ae, s2snet);
   return { ...result, s2snet, trainedParameters: trained, recipe };
+}
+
+/** K of the canonical classifier's logits [N, K] (the trades pairs split them back by it). */
+function classCount(f: Graph): number {
+  const k = f.outputs.find((o) => o.name === 'logits')?.shape?.[1];
+  if (typeof k !== 'number' || !(k > 0)) throw new UserError(`classifier '${f.name}': the class count of its logits is not fixed (shape [${f.outputs.find((o) => o.name === 'logits')?.shape ?? '?'}])`);
+  return k;
 }

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildGradientGraph } from '../autodiff/gradient';
-import { appendCrossEntropy, appendKl, appendMse } from '../autodiff/losses';
+import { appendCrossEntropy, appendKl, appendMse, appendTrades } from '../autodiff/losses';
 import { toTrainingBatchNorm } from '../autodiff/batchNorm';
 import { DataType } from '../onnx/dtype';
 import { Graph, NameScope, ValueInfo, cloneGraph } from '../onnx/graph';
@@ -36,7 +36,7 @@ import { addReferenceBranch } from './reference';
  * training model's metadata under `s2s.training` (ArtifactInfo).
  */
 
-export type LossKind = 'cross-entropy' | 'mse' | 'kl';
+export type LossKind = 'cross-entropy' | 'mse' | 'kl' | 'trades';
 
 export interface LossSpec {
   kind: LossKind;
@@ -49,6 +49,9 @@ export interface LossSpec {
    * or a frozen classifier applied to the clean input (stage-2 label-free loss).
    */
   reference?: string | { classifier: Graph; output?: string };
+  /** trades: CE(output, labels) + β·KL(output ‖ `adversarial`), `adversarial` the model's logits of the adversarial partners */
+  adversarial?: string;
+  beta?: number;
 }
 
 export interface ArtifactOptions {
@@ -71,7 +74,7 @@ export interface ArtifactInfo {
   imageInput: string;
   /** int64 [N] input of the cross-entropy loss */
   labelsInput?: string;
-  loss: { kind: LossKind; output: string; target?: string; reference?: string };
+  loss: { kind: LossKind; output: string; target?: string; reference?: string; adversarial?: string; beta?: number };
   /** scalar mean loss, an output of the training and the eval model */
   lossOutput: string;
   /** [N] loss per sample, an output of the eval model */
@@ -130,9 +133,10 @@ interface LossOnGraph {
 }
 
 /** Appends the per-sample loss and its batch mean `loss`. */
-function appendLoss(g: Graph, kind: LossKind, output: string, target: string | undefined, reference: string | undefined): LossOnGraph {
+function appendLoss(g: Graph, kind: LossKind, output: string, target: string | undefined, reference: string | undefined, trades?: { adversarial: string; beta: number }): LossOnGraph {
   let r: { graph: Graph; loss: string; labels?: string };
   if (kind === 'cross-entropy') r = appendCrossEntropy(g, output);
+  else if (kind === 'trades') r = appendTrades(g, output, trades!.adversarial, trades!.beta);
   else if (kind === 'mse') r = appendMse(g, output, target!);
   else r = appendKl(g, reference!, output);
   const graph = r.graph;
@@ -174,9 +178,16 @@ export function buildArtifacts(model: Graph, opts: ArtifactOptions): TrainingArt
       reference = b.reference;
     }
   }
+  let trades: { adversarial: string; beta: number } | undefined;
+  if (kind === 'trades') {
+    const adversarial = opts.loss.adversarial;
+    if (!adversarial || !model.outputs.some((o) => o.name === adversarial)) throw new UserError(`the trades loss needs the adversarial logits as an output of '${model.name}', got '${adversarial ?? ''}'`);
+    if (!(opts.loss.beta !== undefined && opts.loss.beta >= 0)) throw new UserError(`the trades loss needs β ≥ 0, got ${opts.loss.beta}`);
+    trades = { adversarial, beta: opts.loss.beta };
+  }
 
   // --- eval model: forward in inference form + loss
-  const ev = appendLoss(cloneGraph(base), kind, output, target, reference);
+  const ev = appendLoss(cloneGraph(base), kind, output, target, reference, trades);
   const evalGraph = ev.graph;
   evalGraph.name = `${model.name}_eval`;
 
@@ -190,7 +201,7 @@ export function buildArtifacts(model: Graph, opts: ArtifactOptions): TrainingArt
     trainBase = bn.graph;
     buffers = bn.runningStats.map((s) => ({ name: s.input, dims: [...model.initializers.get(s.input)!.dims], updated: s.updated }));
   }
-  const tr = appendLoss(trainBase, kind, output, target, reference);
+  const tr = appendLoss(trainBase, kind, output, target, reference, trades);
   // A reference computed by the model itself is a target, not something to train towards.
   const stopGradient = kind === 'kl' && typeof opts.loss.reference === 'string' ? [reference!] : [];
   const grad = buildGradientGraph({ graph: tr.graph, loss: tr.mean, wrt: trainable, stopGradient });
@@ -228,7 +239,7 @@ export function buildArtifacts(model: Graph, opts: ArtifactOptions): TrainingArt
     opset: model.opset,
     imageInput: image.name,
     labelsInput: tr.labels,
-    loss: { kind, output, target, reference },
+    loss: { kind, output, target, reference, ...trades },
     lossOutput: 'loss',
     perSampleLoss: ev.perSample,
     modelOutputs: model.outputs.map((o) => ({ ...o })),

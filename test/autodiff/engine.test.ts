@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { buildGradientGraph } from '../../src/autodiff/gradient';
 import { supportedOps } from '../../src/autodiff/registry';
-import { appendCrossEntropy, appendKl, appendMse } from '../../src/autodiff/losses';
+import { appendCrossEntropy, appendKl, appendMse, appendTrades } from '../../src/autodiff/losses';
 import { toTrainingBatchNorm } from '../../src/autodiff/batchNorm';
 import { GraphBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtype';
@@ -221,6 +221,35 @@ describe('losses', () => {
     const zero = await sess.run({ p: same, q: same });
     for (const v of zero[k.loss].data as Float64Array) expect(Math.abs(v)).toBeLessThan(1e-12);
     expectAccurate(await gradCheck({ graph: g, feeds: { p: randomTensor(rng, [3, 4], D), q: randomTensor(rng, [3, 4], D) }, wrt: ['p', 'q'] }));
+  });
+
+  test('TRADES: CE(clean, y) + β·KL(clean ‖ adversarial) per sample — known values, then finite differences into both logits', async () => {
+    const b = new GraphBuilder('trades', { seed: 1 });
+    const c = b.input('c', ['N', 3], D);
+    const a = b.input('a', ['N', 3], D);
+    b.output(b.add(c, a), 'unused');
+    const t = appendTrades(b.build(), c, a, 2.5);
+    const g = { ...t.graph, outputs: [{ name: t.loss, dataType: D }] };
+    const clean = [1, 0, -1, 0.5, 2, 0];
+    const adv = [0, 1, 0, 0.5, 2, 0];
+    const labels = [0, 2];
+    const sess = await createSession(g);
+    const out = (await sess.run({ c: { dataType: D, dims: [2, 3], data: Float64Array.from(clean) }, a: { dataType: D, dims: [2, 3], data: Float64Array.from(adv) }, labels: int64Tensor([2], labels) }))[t.loss].data as Float64Array;
+    const logSoftmax = (v: number[]) => {
+      const m = Math.log(v.reduce((s0, x) => s0 + Math.exp(x), 0));
+      return v.map((x) => x - m);
+    };
+    for (let i = 0; i < 2; i++) {
+      const lp = logSoftmax(clean.slice(3 * i, 3 * i + 3));
+      const lq = logSoftmax(adv.slice(3 * i, 3 * i + 3));
+      const kl = lp.reduce((s0, x, k) => s0 + Math.exp(x) * (x - lq[k]), 0);
+      expect(out[i]).toBeCloseTo(-lp[labels[i]] + 2.5 * kl, 12);
+    }
+    // the second row's pair is identical: its loss is the clean CE alone
+    expect(out[1]).toBeCloseTo(-logSoftmax([0.5, 2, 0])[2], 12);
+    const rng = new Rng(7);
+    expectAccurate(await gradCheck({ graph: g, feeds: { c: randomTensor(rng, [3, 3], D), a: randomTensor(rng, [3, 3], D), labels: int64Tensor([3], [1, 0, 2]) }, wrt: ['c', 'a'] }));
+    expect(() => appendTrades(b.build(), c, a, -1)).toThrow(/β must be a non-negative number/);
   });
 });
 

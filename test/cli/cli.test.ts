@@ -61,6 +61,8 @@ describe('s2s CLI', () => {
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--adv-eps', '0.2:0.1'], "s2s: --adv-eps expects ε_max or ε_min:ε_max in [0, 1] with ε_min ≤ ε_max and ε_max > 0, got '0.2:0.1'"],
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--adv-fraction', '1.5'], "s2s: --adv-fraction must be in (0, 1], got '1.5'"],
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'denoise', '--adv-eps', '0.05'], "s2s: recipe 'denoise(pgd-5:0-0.05 vs defended, 0.5)': adversarial inputs need a classifier loss (ce or kl), not mse"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-trades', '--trades-beta', 'big'], "s2s: --trades-beta expects a non-negative number, got 'big'"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-fs', '--trades-beta', '2'], "s2s: --trades-beta is for a trades recipe; 'adversarial-fs' trains with ce"],
     [['info'], "s2s: missing required argument 'model' (see --help)"],
     [['nope'], "s2s: unknown command 'nope' (see --help)"],
   ])('%j is one line and exit 2', (args, line) => {

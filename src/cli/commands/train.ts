@@ -243,21 +243,23 @@ export function register(program: Command): void {
       .option('--adv-fraction <p>', 'fraction of each batch made adversarial (the rest stays clean)')
       .addOption(new Option('--adv-against <m>', 'f: the frozen classifier; defended: the current f ∘ s').choices(['f', 'defended']))
       .addOption(new Option('--adv-gradient <g>', 'examples of the current f ∘ s by its true gradient, by BPDA (f’s gradient passed straight through s), alternating the two per batch, or rotating them with f’s own gradient (examples of f alone) per batch').choices([...DEFENDED_GRADIENTS]))
+      .option('--trades-beta <b>', "β of a trades recipe's KL term (CE(f(s(x)), y) + β·KL(f(s(x)) ‖ f(s(x′))))")
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')
       .option('--defended <file>', 'also write f ∘ s composed into one graph (normalisation included)')
       .option('--train-encoder', "a variant outside the paper's structure: train the encoder with the decoder (f stays frozen)"),
     RECIPE_DEFAULTS.s2snet,
-  ).action(async (o: CommonOpts & AdvOpts & { classifier: string; autoencoder: string; loss: S2SLoss; recipe?: string; noiseSigma?: string; noiseKind?: 'gaussian' | 'uniform' | 'sign'; mean: string; std: string; defended?: string; trainEncoder?: boolean }) => {
+  ).action(async (o: CommonOpts & AdvOpts & { classifier: string; autoencoder: string; loss: S2SLoss; recipe?: string; noiseSigma?: string; noiseKind?: 'gaussian' | 'uniform' | 'sign'; tradesBeta?: string; mean: string; std: string; defended?: string; trainEncoder?: boolean }) => {
     // Options first, so a mistyped one fails before any model or data is read.
     const normalisation: Normalisation = { mean: numbers(o.mean, '--mean')!, std: numbers(o.std, '--std')! };
     if (normalisation.std.some((v) => v <= 0)) throw new UserError('--std values must be positive');
     const sigma = o.noiseSigma === undefined ? undefined : positive(o.noiseSigma, '--noise-sigma');
     if (sigma !== undefined && !(sigma <= 1)) throw new UserError(`--noise-sigma must be in (0, 1], got ${o.noiseSigma}`);
-    const recipe = recipeByName(o.recipe ?? `paper-${o.loss}`, { sigma, noiseKind: o.noiseKind, adversarial: adversarialOverrides(o) });
+    const beta = positive(o.tradesBeta, '--trades-beta');
+    const recipe = recipeByName(o.recipe ?? `paper-${o.loss}`, { sigma, noiseKind: o.noiseKind, adversarial: adversarialOverrides(o), beta });
     const classifier = loadModel(o.classifier);
     const autoencoder = loadModel(o.autoencoder);
-    const data = await trainingData(o, recipe.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
+    const data = await trainingData(o, recipe.loss === 'ce' || recipe.loss === 'trades', geometryOf(autoencoder, 'autoencoder'));
     const r = await trainS2SNet({
       ...common(o),
       label: `s2snet (${recipe.name})`,
@@ -302,7 +304,7 @@ export function register(program: Command): void {
     const m = set.manifest;
     if (!set.paths.autoencoder) throw new UserError(`model set ${o.models} has no autoencoder (files.autoencoder): the smoothing denoiser is trained from it`);
     const autoencoder = loadModel(set.paths.autoencoder);
-    const data = await trainingData(o, recipe.loss === 'ce', geometryOf(autoencoder, 'autoencoder'));
+    const data = await trainingData(o, recipe.loss === 'ce' || recipe.loss === 'trades', geometryOf(autoencoder, 'autoencoder'));
     const r = await trainSmoothingDenoiser({
       ...common(o),
       ...plan,

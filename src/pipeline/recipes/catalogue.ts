@@ -31,6 +31,14 @@ export const RECIPES: readonly Stage2Recipe[] = [
     description:
       'adversarial training of the decoder (Madry et al. 2018 with encoder and f frozen): half of each batch PGD-5 examples of the current f ∘ s with ε ~ U(0, 0.1), made afresh every step with its true gradient and with BPDA on alternate batches; CE(f(s(x′)), y) on them and on the clean half',
   },
+  {
+    name: 'adversarial-trades',
+    loss: 'trades',
+    beta: 6,
+    adversarial: { against: 'defended', gradient: 'alternate', attack: 'pgd', epsMin: 0, epsMax: 0.1, iterations: 5, fraction: 1 },
+    description:
+      'TRADES (Zhang et al. 2019) for the decoder, encoder and f frozen: every image beside a PGD-5 example of the current f ∘ s with ε ~ U(0, 0.1) (true gradient and BPDA on alternate batches, CE ascent), loss CE(f(s(x)), y) + β·KL(f(s(x)) ‖ f(s(x′))), β = 6',
+  },
 ];
 
 export const RECIPE_NAMES = RECIPES.map((r) => r.name);
@@ -47,7 +55,7 @@ export interface AdversarialOverrides {
 }
 
 /** A named recipe, with `--noise-sigma` and `--adv-*` style overrides applied. */
-export function recipeByName(name: string, overrides: { sigma?: number; noiseKind?: 'gaussian' | 'uniform' | 'sign'; adversarial?: AdversarialOverrides } = {}): Stage2Recipe {
+export function recipeByName(name: string, overrides: { sigma?: number; noiseKind?: 'gaussian' | 'uniform' | 'sign'; adversarial?: AdversarialOverrides; beta?: number } = {}): Stage2Recipe {
   const base = RECIPES.find((r) => r.name === name);
   if (!base) throw new UserError(`unknown stage-2 recipe '${name}' (known: ${RECIPE_NAMES.join(', ')})`);
   const r: Stage2Recipe = { ...base, noise: base.noise ? { ...base.noise } : undefined, adversarial: base.adversarial ? { ...base.adversarial } : undefined };
@@ -68,6 +76,12 @@ export function recipeByName(name: string, overrides: { sigma?: number; noiseKin
     r.name = `${r.name}(${a.attack}${a.attack === 'pgd' ? `-${a.iterations}` : ''}:${eps} vs ${a.against}${how}, ${a.fraction})`;
     const against = a.against === 'f' ? 'f' : `the current f ∘ s${how ? ` (gradient: ${a.gradient})` : ''}`;
     r.description = `${r.description} — overridden: adversarial inputs ${a.attack}${a.attack === 'pgd' ? ` ${a.iterations} iterations` : ''}, ε ~ U(${a.epsMin ?? 0}, ${a.epsMax}), against ${against}, fraction ${a.fraction} of each batch`;
+  }
+  if (overrides.beta !== undefined) {
+    if (r.loss !== 'trades') throw new UserError(`--trades-beta is for a trades recipe; '${base.name}' trains with ${r.loss}`);
+    r.beta = overrides.beta;
+    r.name = `${r.name}(β ${r.beta})`;
+    r.description = `${r.description} — overridden: β = ${r.beta}`;
   }
   return checkRecipe(r);
 }

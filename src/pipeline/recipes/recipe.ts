@@ -10,7 +10,9 @@ import { UserError } from '../../util/errors';
  *
  * - `loss`: 'ce' — CE(f(s(x')), y), the paper; 'kl' — KL(f(x) ‖ f(s(x'))),
  *   label-free, against the classifier on the *clean* image; 'mse' —
- *   ‖s(x') − x‖², no classifier at all (a denoising autoencoder);
+ *   ‖s(x') − x‖², no classifier at all (a denoising autoencoder); 'trades' —
+ *   CE(f(s(x)), y) + β·KL(f(s(x)) ‖ f(s(x'))), every image beside its
+ *   adversarial partner (Zhang et al. 2019; pairs.ts);
  * - `noise`: x' = clip(x + n) with n drawn afresh for every image of every
  *   step (inside the training graph: noise-graph.ts);
  * - `adversarial`: x' is, for a fraction of each batch, an FGSM/PGD example
@@ -19,7 +21,7 @@ import { UserError } from '../../util/errors';
  *   adversarial training of the decoder) — the other images clean; their CE
  *   term is what keeps clean accuracy.
  */
-export type RecipeLoss = 'ce' | 'kl' | 'mse';
+export type RecipeLoss = 'ce' | 'kl' | 'mse' | 'trades';
 
 /** How examples of the current f ∘ s take their gradient (adversarial-source.ts says what each means). */
 export const DEFENDED_GRADIENTS = ['through-s', 'bpda', 'alternate', 'rotate-with-f'] as const;
@@ -50,10 +52,18 @@ export interface Stage2Recipe {
   loss: RecipeLoss;
   noise?: NoiseSpec;
   adversarial?: AdversarialInputs;
+  /** trades: the weight β of the KL term */
+  beta?: number;
 }
 
 export function checkRecipe(r: Stage2Recipe): Stage2Recipe {
-  if (!['ce', 'kl', 'mse'].includes(r.loss)) throw new UserError(`recipe '${r.name}': loss must be ce, kl or mse, got '${r.loss}'`);
+  if (!['ce', 'kl', 'mse', 'trades'].includes(r.loss)) throw new UserError(`recipe '${r.name}': loss must be ce, kl, mse or trades, got '${r.loss}'`);
+  if (r.loss === 'trades') {
+    if (!r.adversarial) throw new UserError(`recipe '${r.name}': the trades loss needs adversarial inputs`);
+    if (r.adversarial.fraction !== 1) throw new UserError(`recipe '${r.name}': the trades loss gives every image an adversarial partner; its adversarial fraction must be 1, got ${r.adversarial.fraction}`);
+    if (r.noise) throw new UserError(`recipe '${r.name}': the trades loss takes no input noise`);
+    if (!(r.beta !== undefined && r.beta > 0 && Number.isFinite(r.beta))) throw new UserError(`recipe '${r.name}': the trades loss needs β > 0, got ${r.beta}`);
+  } else if (r.beta !== undefined) throw new UserError(`recipe '${r.name}': β is the trades loss's; this recipe's loss is ${r.loss}`);
   if (r.noise && !(r.noise.sigma > 0 && r.noise.sigma <= 1)) throw new UserError(`recipe '${r.name}': noise σ must be in (0, 1], got ${r.noise.sigma}`);
   const a = r.adversarial;
   if (a) {
@@ -75,7 +85,7 @@ export const STAGE2_RECIPE_METADATA = 's2s.stage2.recipe';
 
 /** What the manifest records about a recipe. */
 export function recipeRecord(r: Stage2Recipe): Record<string, unknown> {
-  return { recipe: r.name, description: r.description, loss: r.loss, ...(r.noise ? { noise: `${r.noise.kind}:${r.noise.sigma}` } : {}), ...(r.adversarial ? { adversarial: { ...r.adversarial } } : {}) };
+  return { recipe: r.name, description: r.description, loss: r.loss, ...(r.noise ? { noise: `${r.noise.kind}:${r.noise.sigma}` } : {}), ...(r.adversarial ? { adversarial: { ...r.adversarial } } : {}), ...(r.beta !== undefined ? { beta: r.beta } : {}) };
 }
 
 /** What stage 2 records as trained for the --train-encoder variant (model metadata, manifest). */
