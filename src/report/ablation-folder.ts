@@ -37,7 +37,7 @@ export function readAblation(dir: string): { baseline: EnsembleResults; entries:
     const d = join(dir, name);
     const manifest = json<{ description?: string; metrics?: { top1?: { s2snet?: number }; training?: { s2snet?: { description?: string; trained?: string } } } }>(join(d, 'manifest.json'));
     const detector = json<{ entries: { attack: string; setting: string; eps: number; noise: string; detectionAuc: number | null }[] }>(join(d, 'detector.json'));
-    const train = json<{ steps: number; seconds: number; cpuSeconds?: number; recipe?: { batchSize?: number; description?: string } }>(join(d, 'train.json'));
+    const train = json<{ steps: number; seconds: number; cpuSeconds?: number; recipe?: { batchSize?: number; description?: string; loss?: string } }>(join(d, 'train.json'));
     const variantPath = join(d, 'variant.txt');
     const variant = existsSync(variantPath) ? readFileSync(variantPath, 'utf8').trim() : '';
     const auc = detector?.entries.find((e) => e.attack === 'bim' && e.setting === 'undefended' && e.eps === 0.05 && e.noise === 'none')?.detectionAuc ?? null;
@@ -47,7 +47,7 @@ export function readAblation(dir: string): { baseline: EnsembleResults; entries:
       ensemble: readEnsembleResults(join(d, 'ensemble.json')),
       cleanTop1: manifest?.metrics?.top1?.s2snet ?? null,
       detectorAuc: auc,
-      training: train ? { steps: train.steps, batch: train.recipe?.batchSize ?? 0, seconds: train.seconds, cpuSeconds: train.cpuSeconds ?? 0 } : null,
+      training: train ? { steps: train.steps, batch: train.recipe?.batchSize ?? 0, pairs: train.recipe?.loss === 'trades', seconds: train.seconds, cpuSeconds: train.cpuSeconds ?? 0 } : null,
     };
   });
   return { baseline, entries };

@@ -16,8 +16,8 @@ export interface AblationEntry {
   cleanTop1: number | null;
   /** detection AUC of the KL detector against BIM-10 at ε = 0.05, undefended setting */
   detectorAuc: number | null;
-  /** stage-2 training: steps × batch, wall seconds, CPU seconds */
-  training: { steps: number; batch: number; seconds: number; cpuSeconds: number } | null;
+  /** stage-2 training: steps × batch (of images, or of clean/adversarial pairs for trades), wall seconds, CPU seconds */
+  training: { steps: number; batch: number; pairs?: boolean; seconds: number; cpuSeconds: number } | null;
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}`;
@@ -94,7 +94,7 @@ export function ablationMarkdown(entries: AblationEntry[], baseline: EnsembleRes
       return r?.relative === null || r?.relative === undefined ? '–' : r.relative.toFixed(3);
     });
     const t = x.training;
-    out.push(line([`\`${x.recipe}\``, ...rel, x.detectorAuc === null ? '–' : x.detectorAuc.toFixed(3), t ? `${t.steps} × ${t.batch} images, ${t.seconds.toFixed(0)} s wall, ${t.cpuSeconds.toFixed(0)} CPU s` : '–']));
+    out.push(line([`\`${x.recipe}\``, ...rel, x.detectorAuc === null ? '–' : x.detectorAuc.toFixed(3), t ? `${t.steps} × ${t.batch} ${t.pairs ? 'image pairs' : 'images'}, ${t.seconds.toFixed(0)} s wall, ${t.cpuSeconds.toFixed(0)} CPU s` : '–']));
   }
   out.push('');
   out.push('Recipes:', '');

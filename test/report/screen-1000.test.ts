@@ -5,6 +5,7 @@ import { EnsembleResults } from '../../src/evaluation/ensemble';
 import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { ablationMarkdown } from '../../src/report/ablation';
 import { readAblation } from '../../src/report/ablation-folder';
+import { readEnsembleResults } from '../../src/report/ensemble-summary';
 import { ROOT, servedSetManifest } from './paper-set';
 import { encodeModel, loadModel } from '../../src/onnx/io';
 import { withoutPoolingIndices } from '../../scripts/segnet-without-indices';
@@ -39,7 +40,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     }
     const served = servedSetManifest();
     for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(byName.served.ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
-    for (const key of ['classifier', 'autoencoder']) expect(byName['eps0.15'].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
+    for (const name of ['eps0.15', 'pgd10', 'frac0.5', 'trades-b1', 'trades-b6']) for (const key of ['classifier', 'autoencoder']) expect(byName[name].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
     // the no-indices variants: the served classifier, and the script's output on the served autoencoder
     const noIndices = createHash('sha256').update(encodeModel(withoutPoolingIndices(loadModel(join(ROOT, 'models', 'fashion-mnist', 'autoencoder.onnx'))).graph)).digest('hex');
     for (const name of ['noidx-adv', 'noidx-ce']) {
@@ -56,7 +57,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
       ['whitebox-bpda', 'BPDA'],
       ['graybox', 'gray-box'],
     ];
-    for (const variant of ['eps0.15', 'pgd10', 'noidx-adv', 'noidx-ce']) {
+    for (const variant of ['eps0.15', 'pgd10', 'frac0.5', 'noidx-adv', 'noidx-ce', 'trades-b1', 'trades-b6']) {
       for (const eps of [0.05, 0.1]) {
         const cells = settings.map(([setting]) => {
           const c = pairedCounts(row(byName[variant].ensemble, setting, eps).outcomes, row(byName.served.ensemble, setting, eps).outcomes);
@@ -100,5 +101,43 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const clean = (name: string) => byName[name].cleanTop1!;
     expect([((clean('served') - clean('noidx-adv')) * 100).toFixed(2), (clean('noidx-adv') * 100).toFixed(2), (clean('served') * 100).toFixed(2)]).toEqual(['2.08', '88.51', '90.59']);
     expect(text).toContain('for 2.08 clean points (88.51 against 90.59 %)');
+  });
+
+  it('the TRADES figures the prose quotes: against the served set, against the frac0.5 control, and at the headline budget', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const pct = (r: EnsembleResults, setting: string, eps: number) => (100 * row(r, setting, eps).accuracy).toFixed(1);
+    const t = byName['trades-b1'].ensemble;
+    const control = byName['frac0.5'].ensemble;
+    const pair = (a: EnsembleResults, b: EnsembleResults, setting: string, eps: number) => {
+      const c = pairedCounts(row(a, setting, eps).outcomes, row(b, setting, eps).outcomes);
+      return { counts: `${c.onlyA} / ${c.onlyB}`, p: mcnemar(c.onlyA, c.onlyB) };
+    };
+    expect([pct(t, 'defended', 0.05), pct(t, 'defended', 0.1), pct(control, 'defended', 0.05), pct(control, 'defended', 0.1)]).toEqual(['61.4', '37.2', '58.7', '33.2']);
+    expect(text).toContain('61.4 against 58.9 % at ε = 0.05 (49 / 24 images, p = 0.0046) and 37.2 against 32.0 % at ε = 0.1 (69 / 17)');
+    expect(text).toContain('(58.7 / 33.2 %, 34 / 36 and 37 / 25 images against the served)');
+    const c05 = pair(t, control, 'defended', 0.05);
+    const c01 = pair(t, control, 'defended', 0.1);
+    expect([c05.counts, c05.p.toPrecision(2), c01.counts, c01.p.toExponential(1)]).toEqual(['56 / 29', '0.0045', '62 / 22', '1.5e-5']);
+    expect(text).toContain('56 / 29 images at ε = 0.05 (p = 0.0045), 62 / 22 at ε = 0.1 (p = 1.5e-5)');
+    const g = pair(t, control, 'graybox', 0.05);
+    expect([g.counts, g.p.toFixed(2)]).toEqual(['22 / 14', '0.24']);
+    const rel = (name: string, eps: number) => row(byName[name].ensemble, 'graybox', eps).relative!.toFixed(3);
+    expect([rel('trades-b1', 0.05), rel('trades-b1', 0.1), rel('frac0.5', 0.05), rel('trades-b6', 0.05)]).toEqual(['0.879', '0.574', '0.871', '0.932']);
+    expect(pct(byName['trades-b6'].ensemble, 'defended', 0.05)).toBe('56.1');
+    const clean = (name: string) => (100 * byName[name].cleanTop1!).toFixed(2);
+    expect([clean('trades-b1'), clean('frac0.5'), clean('trades-b6'), clean('served')]).toEqual(['88.77', '89.52', '80.11', '90.59']);
+    const f = servedSetManifest().metrics.top1.classifier;
+    expect([((f - byName.served.cleanTop1!) * 100).toFixed(2), ((f - byName['trades-b1'].cleanTop1!) * 100).toFixed(2)]).toEqual(['1.78', '3.60']);
+    expect(text).toContain('from 1.78 to 3.60 points');
+    // 100 iterations, the same images as the served set's headline run
+    const hundred = readEnsembleResults(join(dir, 'trades-b1', 'iterations-100', 'ensemble.json'));
+    const headline = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case', 'ensemble.json'));
+    expect(hundred.config.params).toMatchObject({ iterations: 100, restarts: 1, targetClasses: 2 });
+    expect(headline.config.params).toMatchObject({ iterations: 100, restarts: 1, targetClasses: 2 });
+    expect(hundred.images.ids).toEqual(headline.images.ids);
+    expect(hundred.modelSet.files.s2snet).toBe(t.modelSet.files.s2snet);
+    const h = pair(hundred, headline, 'defended', 0.05);
+    expect([pct(hundred, 'defended', 0.05), pct(headline, 'defended', 0.05), h.counts, h.p.toExponential(1)]).toEqual(['59.3', '54.9', '65 / 21', '2.2e-6']);
+    expect(text).toContain('worst case **59.3 % [56.2, 62.3] against 54.9 %** (65 / 21 images, p = 2.2e-6)');
   });
 });
