@@ -6,7 +6,14 @@
 // Bound once: these loops run per pixel, and global lookups are slow inside vm contexts (jest's).
 const { exp, log, max } = Math;
 
-export type LossKind = 'cross-entropy' | 'margin' | 'dlr' | 'dlr-targeted';
+/**
+ * 'kl' is KL(p ‖ softmax(z)) from a reference distribution p given per image
+ * (GradientRequest.reference), ascended: TRADES' inner maximisation, where p
+ * is the model's prediction on the clean image. It needs no label, so it is
+ * an objective for making training examples, not one an evaluation attack
+ * offers (LOSS_KINDS).
+ */
+export type LossKind = 'cross-entropy' | 'margin' | 'dlr' | 'dlr-targeted' | 'kl';
 
 /** Losses a plain attack can use (dlr-targeted needs a target per image as well as the label: APGD-T only). */
 export const LOSS_KINDS: readonly LossKind[] = ['cross-entropy', 'margin', 'dlr'];
@@ -21,6 +28,10 @@ export const LOSS_KINDS: readonly LossKind[] = ['cross-entropy', 'margin', 'dlr'
 export function ascentSign(loss: LossKind, targeted: boolean): number {
   if (loss === 'dlr' || loss === 'dlr-targeted') {
     if (targeted) throw new Error('the dlr loss is untargeted only (its targeted form needs the true label as well as the target)');
+    return 1;
+  }
+  if (loss === 'kl') {
+    if (targeted) throw new Error('the kl loss has no target: it moves the prediction away from a reference distribution');
     return 1;
   }
   if (loss === 'cross-entropy') return targeted ? -1 : 1;
@@ -138,12 +149,48 @@ export function targetedDlrWithWeights(logits: Float32Array, k: number, row: num
 }
 
 /**
+ * KL(p ‖ softmax(z)) = Σ_c p_c (log p_c − log softmax(z)_c) for one row, p
+ * the row's reference distribution, and its derivative softmax(z) − p into
+ * `weights` when given (the weighted-logit backward pass turns that into the
+ * input gradient, as for DLR). Terms with p_c = 0 contribute nothing.
+ */
+export function klToReferenceWithWeights(logits: Float32Array, k: number, row: number, reference: Float32Array, weights?: Float32Array): { value: number } {
+  const o = row * k;
+  let m = -Infinity;
+  for (let j = 0; j < k; j++) m = max(m, logits[o + j]);
+  let s = 0;
+  for (let j = 0; j < k; j++) s += exp(logits[o + j] - m);
+  const logZ = m + log(s);
+  let value = 0;
+  for (let j = 0; j < k; j++) {
+    const p = reference[o + j];
+    if (p > 0) value += p * (log(p) - (logits[o + j] - logZ));
+    if (weights) weights[o + j] = exp(logits[o + j] - logZ) - p;
+  }
+  return { value };
+}
+
+/** Row-wise softmax of [n, K] logits: a reference distribution for the kl loss. */
+export function softmaxRows(logits: Float32Array, k: number): Float32Array {
+  const out = new Float32Array(logits.length);
+  for (let o = 0; o < logits.length; o += k) {
+    let m = -Infinity;
+    for (let j = 0; j < k; j++) m = max(m, logits[o + j]);
+    let s = 0;
+    for (let j = 0; j < k; j++) s += out[o + j] = exp(logits[o + j] - m);
+    for (let j = 0; j < k; j++) out[o + j] /= s;
+  }
+  return out;
+}
+
+/**
  * The attacker's objective for one sample (higher is better for the attack),
  * so candidates from different restarts can be compared.
  */
 export function attackObjective(loss: LossKind, targeted: boolean, logits: Float32Array, k: number, row: number, label: number): number {
   // The targeted DLR's target is per walk; candidates are compared by the untargeted margin.
   if (loss === 'dlr-targeted') return -marginOf(logits, k, row, label);
+  if (loss === 'kl') throw new Error('the kl loss needs a reference distribution per image; it is not an attack objective');
   const v = loss === 'cross-entropy' ? crossEntropyOf(logits, k, row, label) : loss === 'dlr' ? dlrOf(logits, k, row, label) : marginOf(logits, k, row, label);
   return ascentSign(loss, targeted) * v;
 }

@@ -4,7 +4,7 @@ import { DataType } from '../onnx/dtype';
 import { Graph, cloneGraph } from '../onnx/graph';
 import { TensorData } from '../onnx/tensor';
 import { ModelSession, SessionOptions, createSession } from '../runtime/session';
-import { LossKind, dlrWithWeights, targetedDlrWithWeights } from './objective';
+import { LossKind, dlrWithWeights, klToReferenceWithWeights, targetedDlrWithWeights } from './objective';
 import { LABEL_MASK_INPUT, MARGIN_OUTPUT, appendMargin, numClassesOf } from './margin';
 import { LOGIT_WEIGHTS_INPUT, appendWeightedLogits } from './weighted';
 
@@ -25,12 +25,14 @@ export interface GradientRequest {
   step: number;
   /** dlr-targeted only: per image the class to push above the label */
   targets?: Int32Array;
+  /** kl only: [n, K] per image the reference distribution the prediction is pushed away from */
+  reference?: Float32Array;
 }
 
 export interface GradientResult {
   /** [n, K] */
   logits: Float32Array;
-  /** [n] per-sample loss (cross-entropy of the label, or its margin) */
+  /** [n] per-sample loss (cross-entropy of the label, its margin, DLR, or KL from the reference) */
   loss: Float32Array;
   /** d(loss[i]) / d(x[i]) for every image i, same layout as x */
   grad: Float32Array;
@@ -223,6 +225,18 @@ export class OnnxGradientOracle implements GradientOracle {
       return { logits: floats(r[LOGITS]), loss: floats(r.loss), grad: floats(r[GRAD]) };
     }
     const k = this.numClasses;
+    if (req.loss === 'kl') {
+      const ref = req.reference;
+      if (ref?.length !== n * k) throw new Error(`oracle '${this.name}': the kl loss needs a reference distribution of ${n}×${k} values, got ${ref?.length ?? 'none'}`);
+      // ∂KL/∂z = softmax(z) − p, from a forward pass, pulled back by the weighted-logit graph.
+      const z = await this.logits(req.x);
+      const weights = new Float32Array(n * k);
+      const loss = new Float32Array(n);
+      for (let i = 0; i < n; i++) loss[i] = klToReferenceWithWeights(z, k, i, ref, weights).value;
+      const s = await this.session('weighted');
+      const r = await s.run({ ...this.bound, [INPUT]: this.images(req.x), [LOGIT_WEIGHTS_INPUT]: new ort.Tensor('float32', weights, [n, k]) }, [LOGITS, GRAD]);
+      return { logits: floats(r[LOGITS]), loss, grad: floats(r[GRAD]) };
+    }
     if (req.loss === 'dlr' || req.loss === 'dlr-targeted') {
       const targets = req.targets;
       if (req.loss === 'dlr-targeted' && targets?.length !== n) throw new Error(`oracle '${this.name}': dlr-targeted needs one target per image`);

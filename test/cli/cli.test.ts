@@ -63,6 +63,8 @@ describe('s2s CLI', () => {
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'denoise', '--adv-eps', '0.05'], "s2s: recipe 'denoise(pgd-5:0-0.05 vs defended, 0.5)': adversarial inputs need a classifier loss (ce or kl), not mse"],
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-trades', '--trades-beta', 'big'], "s2s: --trades-beta expects a non-negative number, got 'big'"],
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-fs', '--trades-beta', '2'], "s2s: --trades-beta is for a trades recipe; 'adversarial-fs' trains with ce"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-trades', '--adv-ascent', 'mse'], "s2s: option '--adv-ascent <l>' argument 'mse' is invalid. Allowed choices are ce, kl. (see --help)"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-f', '--adv-ascent', 'kl'], "s2s: recipe 'adversarial-f(fgsm-kl:0-0.1 vs f, 0.5)': KL ascent needs PGD (it starts from a random point; at the clean image its gradient is zero)"],
     [['info'], "s2s: missing required argument 'model' (see --help)"],
     [['nope'], "s2s: unknown command 'nope' (see --help)"],
   ])('%j is one line and exit 2', (args, line) => {

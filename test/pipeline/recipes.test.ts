@@ -4,7 +4,7 @@ import { loadModel } from '../../src/onnx/io';
 import { differingInitializers } from '../../src/pipeline/frozen';
 import { RECIPES, RECIPE_NAMES, recipeByName } from '../../src/pipeline/recipes/catalogue';
 import { withInputNoise } from '../../src/pipeline/recipes/noise-graph';
-import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
+import { STAGE2_RECIPE_METADATA, checkRecipe, recipeRecord } from '../../src/pipeline/recipes/recipe';
 import { trainS2SNet } from '../../src/pipeline/train-s2snet';
 import { createSession } from '../../src/runtime/session';
 import * as ort from 'onnxruntime-node';
@@ -77,6 +77,15 @@ describe('stage-2 recipes', () => {
     // The record must not keep the catalogue's σ = 0.1 as if it were what was drawn.
     expect(r.description).toMatch(/overridden: input noise uniform of scale 0\.05$/);
     expect(() => recipeByName('nope')).toThrow(/unknown stage-2 recipe/);
+  });
+
+  it('--adv-ascent kl renames the recipe, says so in its description and record; the default stays CE ascent', () => {
+    const r = recipeByName('adversarial-trades', { adversarial: { ascent: 'kl' }, beta: 1 });
+    expect(r.name).toBe('adversarial-trades(pgd-5-kl:0-0.1 vs defended/alternate, 1)(β 1)');
+    expect(r.description).toMatch(/ascending KL\(f\(s\(x\)\) ‖ f\(s\(x′\)\)\) instead of the label’s CE/);
+    expect(recipeRecord(r).adversarial).toMatchObject({ ascent: 'kl', attack: 'pgd' });
+    expect(recipeByName('adversarial-trades').adversarial?.ascent).toBeUndefined();
+    expect(() => checkRecipe({ ...r, adversarial: { ...r.adversarial!, ascent: 'mse' as 'kl' } })).toThrow(/ascent must be ce or kl, got 'mse'/);
   });
 
   it.each([

@@ -66,7 +66,7 @@ function numbers(v: string | undefined, flag: string): number[] | undefined {
   return xs;
 }
 
-type AdvOpts = { advEps?: string; advIterations?: string; advAttack?: 'fgsm' | 'pgd'; advFraction?: string; advAgainst?: 'f' | 'defended'; advGradient?: DefendedGradient };
+type AdvOpts = { advEps?: string; advIterations?: string; advAttack?: 'fgsm' | 'pgd'; advFraction?: string; advAgainst?: 'f' | 'defended'; advGradient?: DefendedGradient; advAscent?: 'ce' | 'kl' };
 
 /** `--adv-*`: the recipe's adversarial inputs; `--adv-eps` is ε_max or ε_min:ε_max (per image ε ~ U(ε_min, ε_max)). */
 function adversarialOverrides(o: AdvOpts): AdversarialOverrides {
@@ -82,7 +82,7 @@ function adversarialOverrides(o: AdvOpts): AdversarialOverrides {
   }
   const fraction = positive(o.advFraction, '--adv-fraction');
   if (fraction !== undefined && !(fraction > 0 && fraction <= 1)) throw new UserError(`--adv-fraction must be in (0, 1], got '${o.advFraction}'`);
-  return { epsMin, epsMax, iterations: int(o.advIterations, '--adv-iterations', 1), attack: o.advAttack, fraction, against: o.advAgainst, gradient: o.advGradient };
+  return { epsMin, epsMax, iterations: int(o.advIterations, '--adv-iterations', 1), attack: o.advAttack, fraction, against: o.advAgainst, gradient: o.advGradient, ascent: o.advAscent };
 }
 
 /** Command defaults are the committed recipe's settings for that stage. */
@@ -243,6 +243,7 @@ export function register(program: Command): void {
       .option('--adv-fraction <p>', 'fraction of each batch made adversarial (the rest stays clean)')
       .addOption(new Option('--adv-against <m>', 'f: the frozen classifier; defended: the current f ∘ s').choices(['f', 'defended']))
       .addOption(new Option('--adv-gradient <g>', 'examples of the current f ∘ s by its true gradient, by BPDA (f’s gradient passed straight through s), alternating the two per batch, or rotating them with f’s own gradient (examples of f alone) per batch').choices([...DEFENDED_GRADIENTS]))
+      .addOption(new Option('--adv-ascent <l>', "what the adversarial inputs' PGD steps ascend: ce, the label's cross-entropy; kl, KL(f(s(x)) ‖ f(s(x′))) from the clean image's prediction (TRADES' inner maximisation)").choices(['ce', 'kl']))
       .option('--trades-beta <b>', "β of a trades recipe's KL term (CE(f(s(x)), y) + β·KL(f(s(x)) ‖ f(s(x′))))")
       .option('--mean <values>', "the classifier's input normalisation (x − mean)/std, one value or one per channel", '0')
       .option('--std <values>', 'see --mean', '1')

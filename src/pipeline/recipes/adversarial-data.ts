@@ -1,4 +1,5 @@
 import { GradientOracle } from '../../attacks/oracle';
+import { softmaxRows } from '../../attacks/objective';
 import { streamRng } from '../../attacks/seeding';
 import { Dataset } from '../../training/dataset';
 import { AdversarialSource } from './adversarial-source';
@@ -13,7 +14,11 @@ import { AdversarialInputs } from './recipe';
  * with the rest of the network frozen). Per image ε ~ U(epsMin, epsMax), so
  * the decoder sees small and large perturbations; FGSM is one gradient per
  * image, PGD `iterations` of them from a random start with step
- * 2.5·ε/iterations. The chosen images are the first ones of each (already
+ * 2.5·ε/iterations. The steps ascend the cross-entropy of the label, or
+ * (`ascent: 'kl'`, TRADES' inner maximisation) KL(p ‖ p′) from the model's
+ * prediction p on the clean image to p′ on the example — label-free, it
+ * moves the prediction wherever it moves most rather than only away from the
+ * label. The chosen images are the first ones of each (already
  * shuffled) batch. Draws are seeded by (seed, batch number, row): a fresh run
  * repeats exactly.
  */
@@ -36,6 +41,8 @@ export function adversarialDataset(base: Dataset, source: AdversarialSource, o: 
       const eps = Float64Array.from({ length: count }, (_, i) => lo + streamRng(seed, 'stage2-adv-eps', call, i).uniform() * (o.epsMax - lo));
       // One snapshot of the model per batch: every step of the attack sees the same weights.
       const oracle: GradientOracle = await source.oracle(call);
+      // KL ascent: the reference is the attacked model's prediction on the clean images, once per batch.
+      const reference = o.ascent === 'kl' ? softmaxRows(await oracle.logits(x0, ids, 0), oracle.numClasses) : undefined;
       const adv = Float32Array.from(x0);
       const steps = o.attack === 'fgsm' ? 1 : o.iterations;
       if (o.attack === 'pgd') {
@@ -46,7 +53,7 @@ export function adversarialDataset(base: Dataset, source: AdversarialSource, o: 
         project(adv, x0, eps, per);
       }
       for (let t = 0; t < steps; t++) {
-        const { grad } = await oracle.gradient({ x: adv, labels, loss: 'cross-entropy', ids, step: t });
+        const { grad } = await oracle.gradient(reference ? { x: adv, labels, loss: 'kl', reference, ids, step: t } : { x: adv, labels, loss: 'cross-entropy', ids, step: t });
         for (let i = 0; i < count; i++) {
           const a = o.attack === 'fgsm' ? eps[i] : (2.5 * eps[i]) / steps;
           for (let p = i * per; p < (i + 1) * per; p++) adv[p] += grad[p] > 0 ? a : grad[p] < 0 ? -a : 0;

@@ -52,6 +52,7 @@ export interface AdversarialOverrides {
   fraction?: number;
   against?: 'f' | 'defended';
   gradient?: DefendedGradient;
+  ascent?: 'ce' | 'kl';
 }
 
 /** A named recipe, with `--noise-sigma` and `--adv-*` style overrides applied. */
@@ -73,9 +74,10 @@ export function recipeByName(name: string, overrides: { sigma?: number; noiseKin
     r.adversarial = a;
     const eps = a.epsMin === a.epsMax ? `${a.epsMax}` : `${a.epsMin ?? 0}-${a.epsMax}`;
     const how = a.gradient && a.gradient !== 'through-s' ? `/${a.gradient}` : '';
-    r.name = `${r.name}(${a.attack}${a.attack === 'pgd' ? `-${a.iterations}` : ''}:${eps} vs ${a.against}${how}, ${a.fraction})`;
+    const ascent = a.ascent === 'kl' ? '-kl' : '';
+    r.name = `${r.name}(${a.attack}${a.attack === 'pgd' ? `-${a.iterations}` : ''}${ascent}:${eps} vs ${a.against}${how}, ${a.fraction})`;
     const against = a.against === 'f' ? 'f' : `the current f ∘ s${how ? ` (gradient: ${a.gradient})` : ''}`;
-    r.description = `${r.description} — overridden: adversarial inputs ${a.attack}${a.attack === 'pgd' ? ` ${a.iterations} iterations` : ''}, ε ~ U(${a.epsMin ?? 0}, ${a.epsMax}), against ${against}, fraction ${a.fraction} of each batch`;
+    r.description = `${r.description} — overridden: adversarial inputs ${a.attack}${a.attack === 'pgd' ? ` ${a.iterations} iterations` : ''}, ε ~ U(${a.epsMin ?? 0}, ${a.epsMax}), against ${against}, fraction ${a.fraction} of each batch${a.ascent === 'kl' ? ', ascending KL(f(s(x)) ‖ f(s(x′))) instead of the label’s CE' : ''}`;
   }
   if (overrides.beta !== undefined) {
     if (r.loss !== 'trades') throw new UserError(`--trades-beta is for a trades recipe; '${base.name}' trains with ${r.loss}`);

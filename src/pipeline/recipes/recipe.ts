@@ -42,6 +42,8 @@ export interface AdversarialInputs {
   epsMax: number;
   /** PGD iterations (fgsm: 1) */
   iterations: number;
+  /** what the examples ascend: 'ce', the cross-entropy of the label (default); 'kl', KL from the clean image's prediction (TRADES' inner maximisation; adversarial-data.ts) */
+  ascent?: 'ce' | 'kl';
   /** fraction of each batch replaced by adversarial examples */
   fraction: number;
 }
@@ -76,6 +78,9 @@ export function checkRecipe(r: Stage2Recipe): Stage2Recipe {
     if (a.epsMin !== undefined && !(a.epsMin >= 0 && a.epsMin <= a.epsMax)) throw new UserError(`recipe '${r.name}': adversarial epsMin must be in [0, epsMax], got ${a.epsMin}`);
     if (!(a.fraction > 0 && a.fraction <= 1)) throw new UserError(`recipe '${r.name}': adversarial fraction must be in (0, 1], got ${a.fraction}`);
     if (!(Number.isInteger(a.iterations) && a.iterations >= 1)) throw new UserError(`recipe '${r.name}': adversarial iterations must be a positive integer`);
+    if (a.ascent !== undefined && a.ascent !== 'ce' && a.ascent !== 'kl') throw new UserError(`recipe '${r.name}': adversarial ascent must be ce or kl, got '${String(a.ascent)}'`);
+    // At x′ = x the KL's gradient is zero: FGSM from the clean image would not move.
+    if (a.ascent === 'kl' && a.attack !== 'pgd') throw new UserError(`recipe '${r.name}': KL ascent needs PGD (it starts from a random point; at the clean image its gradient is zero)`);
   }
   return r;
 }
