@@ -24,6 +24,9 @@ const row = (r: EnsembleResults, setting: string, eps: number) => {
   return x;
 };
 
+/** The TRADES runs after the first two: longer, wider ε, KL ascent, β = ½. */
+const LATER = ['trades-b1-s3600', 'trades-b1-s3600-eps0.15', 'trades-b1-kl'];
+
 describe('reports/fashion-mnist-ablation/screen-1000', () => {
   const { baseline, entries } = readAblation(dir);
   const readme = readFileSync(join(dir, 'README.md'), 'utf8');
@@ -40,7 +43,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     }
     const served = servedSetManifest();
     for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(byName.served.ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
-    for (const name of ['eps0.15', 'pgd10', 'frac0.5', 'trades-b1', 'trades-b6']) for (const key of ['classifier', 'autoencoder']) expect(byName[name].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
+    for (const name of ['eps0.15', 'pgd10', 'frac0.5', 'trades-b1', 'trades-b6', ...LATER]) for (const key of ['classifier', 'autoencoder']) expect(byName[name].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
     // the no-indices variants: the served classifier, and the script's output on the served autoencoder
     const noIndices = createHash('sha256').update(encodeModel(withoutPoolingIndices(loadModel(join(ROOT, 'models', 'fashion-mnist', 'autoencoder.onnx'))).graph)).digest('hex');
     for (const name of ['noidx-adv', 'noidx-ce']) {
@@ -57,7 +60,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
       ['whitebox-bpda', 'BPDA'],
       ['graybox', 'gray-box'],
     ];
-    for (const variant of ['eps0.15', 'pgd10', 'frac0.5', 'noidx-adv', 'noidx-ce', 'trades-b1', 'trades-b6']) {
+    for (const variant of ['eps0.15', 'pgd10', 'frac0.5', 'noidx-adv', 'noidx-ce', 'trades-b1', 'trades-b6', ...LATER]) {
       for (const eps of [0.05, 0.1]) {
         const cells = settings.map(([setting]) => {
           const c = pairedCounts(row(byName[variant].ensemble, setting, eps).outcomes, row(byName.served.ensemble, setting, eps).outcomes);
@@ -139,5 +142,53 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const h = pair(hundred, headline, 'defended', 0.05);
     expect([pct(hundred, 'defended', 0.05), pct(headline, 'defended', 0.05), h.counts, h.p.toExponential(1)]).toEqual(['59.3', '54.9', '65 / 21', '2.2e-6']);
     expect(text).toContain('worst case **59.3 % [56.2, 62.3] against 54.9 %** (65 / 21 images, p = 2.2e-6)');
+  });
+
+  it('the later TRADES figures the prose quotes: longer, wider ε, KL ascent', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const pct = (name: string, eps: number) => (100 * row(byName[name].ensemble, 'defended', eps).accuracy).toFixed(1);
+    const pair = (a: string, b: string, setting: string, eps: number) => {
+      const c = pairedCounts(row(byName[a].ensemble, setting, eps).outcomes, row(byName[b].ensemble, setting, eps).outcomes);
+      const p = mcnemar(c.onlyA, c.onlyB);
+      return `${c.onlyA} / ${c.onlyB}, p = ${p >= 0.1 ? Number(p.toFixed(2)) : p >= 0.001 ? Number(p.toPrecision(2)) : p.toExponential(1)}`;
+    };
+    const clean = (name: string) => (100 * byName[name].cleanTop1!).toFixed(2);
+    const rel = (name: string, eps: number) => row(byName[name].ensemble, 'graybox', eps).relative!.toFixed(3);
+    // what `s2s train s2snet` wrote for each run
+    const train = (name: string) => JSON.parse(readFileSync(join(dir, name, 'train.json'), 'utf8')) as { seconds: number; recipe: { adversarial: { ascent?: string } } & Record<string, unknown> };
+    const long = 'trades-b1-s3600';
+    const wide = 'trades-b1-s3600-eps0.15';
+    const kl = 'trades-b1-kl';
+    // each run is what its name says
+    for (const name of LATER) expect(train(name).recipe).toMatchObject({ loss: 'trades', beta: 1 });
+    expect(train(long).recipe).toMatchObject({ steps: 3600, adversarial: { epsMax: 0.1 } });
+    expect(train(wide).recipe).toMatchObject({ steps: 3600, adversarial: { epsMin: 0, epsMax: 0.15 } });
+    expect(train(kl).recipe).toMatchObject({ steps: 1800, adversarial: { ascent: 'kl' } });
+    expect(train('trades-b1').recipe.adversarial.ascent).toBeUndefined();
+
+    expect([pct(long, 0.05), pct(long, 0.1)]).toEqual(['64.2', '41.4']);
+    expect(text).toContain(
+      `keep 64.2 / 41.4 % in the worst case at ε = 0.05 / 0.1, against \`trades-b1\`'s 61.4 / 37.2 % (${pair(long, 'trades-b1', 'defended', 0.05).replace(', p', ' images, p')}; ${pair(long, 'trades-b1', 'defended', 0.1)}) and the served set's 58.9 / 32.0 % (${pair(long, 'served', 'defended', 0.05)}; ${pair(long, 'served', 'defended', 0.1)})`,
+    );
+    const f = servedSetManifest().metrics.top1.classifier;
+    expect([clean(long), clean('trades-b1'), ((f - byName[long].cleanTop1!) * 100).toFixed(2), rel(long, 0.05), rel(long, 0.1)]).toEqual(['89.56', '88.77', '2.81', '0.882', '0.590']);
+    expect(text).toContain('89.56 % against 88.77 %, a gap to f of 2.81 points');
+    expect(text).toContain('Gray-box relative 0.882 / 0.590');
+
+    const w01 = pair(wide, long, 'defended', 0.1).split(', p')[0];
+    const g05 = pair(wide, long, 'graybox', 0.05).split(', p')[0];
+    expect(text).toContain(`(45.8 %, ${w01} images against \`trades-b1-s3600\`)`);
+    expect(text).toContain(`relative accuracy ${rel(wide, 0.05)} at ε = 0.05 (${g05} images)`);
+    expect(rel(wide, 0.05)).toBe('0.907');
+    expect(pct(wide, 0.1)).toBe('45.8');
+    expect(text).toContain(`0.05 (${pct(wide, 0.05)} %, ${pair(wide, long, 'defended', 0.05).replace(', p', ' images, p')})`);
+    expect([((byName[long].cleanTop1! - byName[wide].cleanTop1!) * 100).toFixed(2), clean(wide)]).toEqual(['1.13', '88.43']);
+    expect(text).toContain('1.13 clean points (88.43 %)');
+
+    expect(text).toContain(`ε = 0.05 (${pct(kl, 0.05)} %, ${pair(kl, 'trades-b1', 'defended', 0.05).replace(', p', ' images, p')})`);
+    expect(text).toContain(`worse at ε = 0.1 (${pct(kl, 0.1)} %, ${pair(kl, 'trades-b1', 'defended', 0.1)})`);
+    expect([((byName[kl].cleanTop1! - byName['trades-b1'].cleanTop1!) * 100).toFixed(2), clean(kl)]).toEqual(['0.30', '89.07']);
+    expect(text).toContain('0.30 clean points more (89.07 %)');
+    expect([train(kl).seconds, train('trades-b1').seconds].map((v) => Math.round(v))).toEqual([1608, 926]);
   });
 });
