@@ -25,7 +25,7 @@ const row = (r: EnsembleResults, setting: string, eps: number) => {
 };
 
 /** The TRADES runs after the first two: longer, wider ε, KL ascent, β = ½. */
-const LATER = ['trades-b1-s3600', 'trades-b1-s3600-eps0.15', 'trades-b1-kl'];
+const LATER = ['trades-b1-s3600', 'trades-b1-s3600-eps0.15', 'trades-b1-kl', 'trades-b05-s3600'];
 
 describe('reports/fashion-mnist-ablation/screen-1000', () => {
   const { baseline, entries } = readAblation(dir);
@@ -144,7 +144,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(text).toContain('worst case **59.3 % [56.2, 62.3] against 54.9 %** (65 / 21 images, p = 2.2e-6)');
   });
 
-  it('the later TRADES figures the prose quotes: longer, wider ε, KL ascent', () => {
+  it('the later TRADES figures the prose quotes: longer, wider ε, KL ascent, β = ½, and the longer run at 100 iterations', () => {
     const text = readme.replace(/\s+/g, ' ');
     const pct = (name: string, eps: number) => (100 * row(byName[name].ensemble, 'defended', eps).accuracy).toFixed(1);
     const pair = (a: string, b: string, setting: string, eps: number) => {
@@ -160,7 +160,8 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const wide = 'trades-b1-s3600-eps0.15';
     const kl = 'trades-b1-kl';
     // each run is what its name says
-    for (const name of LATER) expect(train(name).recipe).toMatchObject({ loss: 'trades', beta: 1 });
+    for (const name of LATER.slice(0, 3)) expect(train(name).recipe).toMatchObject({ loss: 'trades', beta: 1 });
+    expect(train('trades-b05-s3600').recipe).toMatchObject({ loss: 'trades', beta: 0.5, steps: 3600 });
     expect(train(long).recipe).toMatchObject({ steps: 3600, adversarial: { epsMax: 0.1 } });
     expect(train(wide).recipe).toMatchObject({ steps: 3600, adversarial: { epsMin: 0, epsMax: 0.15 } });
     expect(train(kl).recipe).toMatchObject({ steps: 1800, adversarial: { ascent: 'kl' } });
@@ -190,5 +191,28 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect([((byName[kl].cleanTop1! - byName['trades-b1'].cleanTop1!) * 100).toFixed(2), clean(kl)]).toEqual(['0.30', '89.07']);
     expect(text).toContain('0.30 clean points more (89.07 %)');
     expect([train(kl).seconds, train('trades-b1').seconds].map((v) => Math.round(v))).toEqual([1608, 926]);
+
+    const half = 'trades-b05-s3600';
+    expect([clean(half), ((f - byName[half].cleanTop1!) * 100).toFixed(2), pct(half, 0.05), pct(half, 0.1), rel(half, 0.05)]).toEqual(['90.20', '2.17', '62.7', '37.1', '0.861']);
+    expect(text).toContain('90.20 %, a gap to f of 2.17 points');
+    expect(text).toContain(`keeps 62.7 % at ε = 0.05 (${pair(half, long, 'defended', 0.05).replace(', p', ' images against β = 1 at the same length, p')})`);
+    expect(text).toContain(`(37.1 %, ${pair(half, long, 'defended', 0.1)})`);
+    expect(text).toContain(`(relative 0.861 at ε = 0.05, ${pair(half, long, 'graybox', 0.05).split(', p')[0]} images)`);
+
+    // 100 iterations at both ε, the headline run's images and attack
+    const hundred = readEnsembleResults(join(dir, long, 'iterations-100', 'ensemble.json'));
+    const headline = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case', 'ensemble.json'));
+    expect(hundred.config.params).toMatchObject({ iterations: 100, restarts: 1, targetClasses: 2 });
+    expect(hundred.images.ids).toEqual(headline.images.ids);
+    expect(hundred.modelSet.files.s2snet).toBe(byName[long].ensemble.modelSet.files.s2snet);
+    const h = (eps: number) => {
+      const r = row(hundred, 'defended', eps);
+      const c = pairedCounts(r.outcomes, row(headline, 'defended', eps).outcomes);
+      return [`${(100 * r.accuracy).toFixed(1)} % [${r.ci.map((v) => (100 * v).toFixed(1)).join(', ')}]`, `${(100 * row(headline, 'defended', eps).accuracy).toFixed(1)}`, `${c.onlyA} / ${c.onlyB}, p = ${mcnemar(c.onlyA, c.onlyB).toExponential(1)}`];
+    };
+    expect([...h(0.05), ...h(0.1)]).toEqual(['61.4 % [58.3, 64.4]', '54.9', '76 / 11, p = 4.2e-13', '37.1 % [34.2, 40.1]', '26.9', '106 / 4, p = 9.2e-27']);
+    expect(text).toContain('worst case **61.4 % [58.3, 64.4] at ε = 0.05 and 37.1 % [34.2, 40.1] at ε = 0.1**, against the served set\'s 54.9 and 26.9 % (76 / 11 images, p = 4.2e-13; 106 / 4, p = 9.2e-27)');
+    expect(Math.round(hundred.run.cpuSeconds)).toBe(2367);
   });
 });
+
