@@ -228,35 +228,37 @@ export class OnnxGradientOracle implements GradientOracle {
     if (req.loss === 'kl') {
       const ref = req.reference;
       if (ref?.length !== n * k) throw new Error(`oracle '${this.name}': the kl loss needs a reference distribution of ${n}×${k} values, got ${ref?.length ?? 'none'}`);
-      // ∂KL/∂z = softmax(z) − p, from a forward pass, pulled back by the weighted-logit graph.
-      const z = await this.logits(req.x);
-      const weights = new Float32Array(n * k);
-      const loss = new Float32Array(n);
-      for (let i = 0; i < n; i++) loss[i] = klToReferenceWithWeights(z, k, i, ref, weights).value;
-      const s = await this.session('weighted');
-      const r = await s.run({ ...this.bound, [INPUT]: this.images(req.x), [LOGIT_WEIGHTS_INPUT]: new ort.Tensor('float32', weights, [n, k]) }, [LOGITS, GRAD]);
-      return { logits: floats(r[LOGITS]), loss, grad: floats(r[GRAD]) };
+      return this.weightedGradient(req.x, n, (z, i, weights) => klToReferenceWithWeights(z, k, i, ref, weights).value);
     }
     if (req.loss === 'dlr' || req.loss === 'dlr-targeted') {
       const targets = req.targets;
       if (req.loss === 'dlr-targeted' && targets?.length !== n) throw new Error(`oracle '${this.name}': dlr-targeted needs one target per image`);
-      // DLR needs a sort of the logits: its ∂L/∂z is computed here from a forward pass and
-      // pulled back through the network by the weighted-logit graph's backward pass.
-      const z = await this.logits(req.x);
-      const weights = new Float32Array(n * k);
-      const loss = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        loss[i] = targets && req.loss === 'dlr-targeted' ? targetedDlrWithWeights(z, k, i, req.labels[i], targets[i], weights).value : dlrWithWeights(z, k, i, req.labels[i], weights).value;
-      }
-      const s = await this.session('weighted');
-      const r = await s.run({ ...this.bound, [INPUT]: this.images(req.x), [LOGIT_WEIGHTS_INPUT]: new ort.Tensor('float32', weights, [n, k]) }, [LOGITS, GRAD]);
-      return { logits: floats(r[LOGITS]), loss, grad: floats(r[GRAD]) };
+      return this.weightedGradient(req.x, n, (z, i, weights) =>
+        targets && req.loss === 'dlr-targeted' ? targetedDlrWithWeights(z, k, i, req.labels[i], targets[i], weights).value : dlrWithWeights(z, k, i, req.labels[i], weights).value,
+      );
     }
     const s = await this.session('margin');
     const mask = new Float32Array(n * k);
     for (let i = 0; i < n; i++) mask[i * k + req.labels[i]] = 1;
     const r = await s.run({ ...this.bound, [INPUT]: this.images(req.x), [LABEL_MASK_INPUT]: new ort.Tensor('float32', mask, [n, k]) }, [LOGITS, MARGIN_OUTPUT, GRAD]);
     return { logits: floats(r[LOGITS]), loss: floats(r[MARGIN_OUTPUT]), grad: floats(r[GRAD]) };
+  }
+
+  /**
+   * For losses whose ∂L/∂z is computed here rather than in a graph (DLR needs
+   * a sort of the logits, KL a per-image reference): a forward pass gives z,
+   * `lossAt` fills row i of the weights with ∂L/∂z and returns L, and the
+   * weighted-logit graph's backward pass pulls the weights back to the input.
+   */
+  private async weightedGradient(x: Float32Array, n: number, lossAt: (z: Float32Array, row: number, weights: Float32Array) => number): Promise<GradientResult> {
+    const k = this.numClasses;
+    const z = await this.logits(x);
+    const weights = new Float32Array(n * k);
+    const loss = new Float32Array(n);
+    for (let i = 0; i < n; i++) loss[i] = lossAt(z, i, weights);
+    const s = await this.session('weighted');
+    const r = await s.run({ ...this.bound, [INPUT]: this.images(x), [LOGIT_WEIGHTS_INPUT]: new ort.Tensor('float32', weights, [n, k]) }, [LOGITS, GRAD]);
+    return { logits: floats(r[LOGITS]), loss, grad: floats(r[GRAD]) };
   }
 
   /** Deterministic: the ids and step that randomised oracles seed from are not needed. */

@@ -24,6 +24,9 @@ const row = (r: EnsembleResults, setting: string, eps: number) => {
   return x;
 };
 
+/** A p-value as the tables write it: two decimals from 0.1, two significant digits down to 0.001, then 1.8e-6 style. */
+const shownP = (p: number) => (p >= 0.1 ? String(Number(p.toFixed(2))) : p >= 0.001 ? String(Number(p.toPrecision(2))) : p.toExponential(1));
+
 /** The TRADES runs after the first two: longer, wider ε, KL ascent, β = ½. */
 const LATER = ['trades-b1-s3600', 'trades-b1-s3600-eps0.15', 'trades-b1-kl', 'trades-b05-s3600'];
 
@@ -65,9 +68,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
         const cells = settings.map(([setting]) => {
           const c = pairedCounts(row(byName[variant].ensemble, setting, eps).outcomes, row(byName.served.ensemble, setting, eps).outcomes);
           const p = mcnemar(c.onlyA, c.onlyB);
-          // as the table writes them: two decimals from 0.1, two significant digits down to 0.001, then 1.8e-6 style
-          const shown = p >= 0.1 ? String(Number(p.toFixed(2))) : p >= 0.001 ? String(Number(p.toPrecision(2))) : p.toExponential(1);
-          return `${c.onlyA} / ${c.onlyB}, p = ${shown}`;
+          return `${c.onlyA} / ${c.onlyB}, p = ${shownP(p)}`;
         });
         expect(text).toContain(`| \`${variant}\` | ${eps} | ${cells.join(' | ')} |`);
       }
@@ -150,7 +151,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const pair = (a: string, b: string, setting: string, eps: number) => {
       const c = pairedCounts(row(byName[a].ensemble, setting, eps).outcomes, row(byName[b].ensemble, setting, eps).outcomes);
       const p = mcnemar(c.onlyA, c.onlyB);
-      return `${c.onlyA} / ${c.onlyB}, p = ${p >= 0.1 ? Number(p.toFixed(2)) : p >= 0.001 ? Number(p.toPrecision(2)) : p.toExponential(1)}`;
+      return `${c.onlyA} / ${c.onlyB}, p = ${shownP(p)}`;
     };
     const clean = (name: string) => (100 * byName[name].cleanTop1!).toFixed(2);
     const rel = (name: string, eps: number) => row(byName[name].ensemble, 'graybox', eps).relative!.toFixed(3);
