@@ -139,10 +139,10 @@ describe.each(sets)('committed model set $name', ({ name, defence, smoothing }) 
 describe('clean accuracy of the committed S2SNet sets (as recorded; the test above re-measures them)', () => {
   const top1 = (set: string) => ((JSON.parse(readFileSync(join(models, set, 'manifest.json'), 'utf8')) as Manifest).metrics as unknown as Recorded).top1;
 
-  it('default set: f ≥ 92 % top-1; its adversarially trained f ∘ s gives up less than 2 points (the issue-15 bound is 1.5: not met, and the README says so)', () => {
+  it('default set: f ≥ 92 % top-1; its TRADES-trained f ∘ s gives up less than 3 points (the issue-15 bound is 1.5: not met, and the README says so)', () => {
     const t = top1('fashion-mnist');
     expect(t.classifier).toBeGreaterThanOrEqual(0.92);
-    expect(t.classifier - t.s2snet).toBeLessThan(0.02);
+    expect(t.classifier - t.s2snet).toBeLessThan(0.03);
   });
 
   it("the ResNet set keeps the paper's stage 2 and the targets of issue 4: f ∘ s within 1 point of f, f ∘ AE below both", () => {

@@ -5,7 +5,7 @@ import { servedBase } from '../../src/certify/certifying-model';
 import { loadModelSet } from '../../src/models/loader';
 import { loadModel } from '../../src/onnx/io';
 import { differingInitializers } from '../../src/pipeline/frozen';
-import { Recipe, buildDefaultSets, stageIds } from '../../src/pipeline/default-set';
+import { ADVERSARIAL_FS_STAGE2, DEFAULT_STAGE2, Recipe, buildDefaultSets, namedRecipe, stage2Record, stageIds } from '../../src/pipeline/default-set';
 import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
 
 /**
@@ -101,5 +101,20 @@ describe('default-set recipe (tiny recipe, committed subset)', () => {
     const r = await buildDefaultSets({ ...base, resume: true });
     expect(r.stages).toEqual([]);
     expect(readFileSync(join(out, 'fm-mlp', 'manifest.json'), 'utf8')).toBe(before);
+  });
+});
+
+describe('the default stage-2 plans', () => {
+  it("1.4.0's plan carries β to the TRADES recipe and records the settings `s2s train s2snet` records, so either command trains the same graph", () => {
+    const r = namedRecipe(DEFAULT_STAGE2)!;
+    expect([r.name, r.loss, r.beta]).toEqual(['adversarial-trades(β 1)', 'trades', 1]);
+    // the CLI's settings carry the optimizer; the graph's recorded JSON must match key for key
+    expect(Object.keys(DEFAULT_STAGE2.settings)).toEqual(['epochs', 'steps', 'batchSize', 'lr', 'weightDecay', 'optimizer', 'seed']);
+    expect(stage2Record(DEFAULT_STAGE2)).toMatchObject({ recipe: 'adversarial-trades(β 1)', loss: 'trades', beta: 1, steps: 3600, batchSize: 32 });
+  });
+
+  it("1.3.0's plan is kept as a named variant", () => {
+    expect(namedRecipe(ADVERSARIAL_FS_STAGE2)!.name).toBe('adversarial-fs(pgd-5:0-0.1 vs defended/alternate, 0.2)');
+    expect(stage2Record(ADVERSARIAL_FS_STAGE2)).toMatchObject({ loss: 'ce', steps: 1800, batchSize: 64 });
   });
 });

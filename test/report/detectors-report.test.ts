@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DetectorResults } from '../../src/evaluation/detector-comparison';
 import { detectorsMarkdown } from '../../src/report/detectors-summary';
-import { ROOT, servedSetManifest } from './paper-set';
+import { ROOT, advFsSetManifest } from './paper-set';
 
 /**
  * reports/fashion-mnist-detectors/served: the detection scores of the served
@@ -15,7 +15,7 @@ const run = JSON.parse(readFileSync(join(dir, 'served', 'detectors.json'), 'utf8
 
 describe('reports/fashion-mnist-detectors/served', () => {
   it('is a run of the served set, with its KL threshold, against all three attacks', () => {
-    const served = servedSetManifest() as ReturnType<typeof servedSetManifest> & { detection: { threshold: number } };
+    const served = advFsSetManifest() as ReturnType<typeof advFsSetManifest> & { detection: { threshold: number } };
     expect([run.modelSet.name, run.modelSet.version]).toEqual([served.name, served.version]);
     expect(run.klThresholdCheck.recomputed).toBe(served.detection.threshold);
     expect(run.settings.map((s) => s.setting)).toEqual(['undefended', 'detector-aware', 'feature-aware']);

@@ -6,14 +6,14 @@ import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { ablationMarkdown } from '../../src/report/ablation';
 import { readAblation } from '../../src/report/ablation-folder';
 import { readEnsembleResults } from '../../src/report/ensemble-summary';
-import { ROOT, servedSetManifest } from './paper-set';
+import { ROOT, advFsSetManifest } from './paper-set';
 import { encodeModel, loadModel } from '../../src/onnx/io';
 import { withoutPoolingIndices } from '../../scripts/segnet-without-indices';
 
 /**
  * reports/fashion-mnist-ablation/screen-1000: two stage-2 variants paired
- * against the served S2SNet on the same 1,000 images. The table block is the
- * folder's summary, the served run is a run of the graphs being served, and
+ * against the S2SNet served in 1.3.0 (the default until 1.4.0) on the same 1,000 images. The table block is the
+ * folder's summary, the served run is a run of 1.3.0's graphs, and
  * every paired count, p-value, gray-box ratio and clean figure the prose
  * states is recomputed from the committed runs.
  */
@@ -44,7 +44,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
       expect(r.config.params).toMatchObject({ iterations: 30, restarts: 1, targetClasses: 2 });
       expect([...r.config.eps].sort()).toEqual([0.05, 0.1]);
     }
-    const served = servedSetManifest();
+    const served = advFsSetManifest();
     for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(byName.served.ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
     for (const name of ['eps0.15', 'pgd10', 'frac0.5', 'trades-b1', 'trades-b6', ...LATER]) for (const key of ['classifier', 'autoencoder']) expect(byName[name].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
     // the no-indices variants: the served classifier, and the script's output on the served autoencoder
@@ -130,12 +130,12 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(pct(byName['trades-b6'].ensemble, 'defended', 0.05)).toBe('56.1');
     const clean = (name: string) => (100 * byName[name].cleanTop1!).toFixed(2);
     expect([clean('trades-b1'), clean('frac0.5'), clean('trades-b6'), clean('served')]).toEqual(['88.77', '89.52', '80.11', '90.59']);
-    const f = servedSetManifest().metrics.top1.classifier;
+    const f = advFsSetManifest().metrics.top1.classifier;
     expect([((f - byName.served.cleanTop1!) * 100).toFixed(2), ((f - byName['trades-b1'].cleanTop1!) * 100).toFixed(2)]).toEqual(['1.78', '3.60']);
     expect(text).toContain('from 1.78 to 3.60 points');
     // 100 iterations, the same images as the served set's headline run
     const hundred = readEnsembleResults(join(dir, 'trades-b1', 'iterations-100', 'ensemble.json'));
-    const headline = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case', 'ensemble.json'));
+    const headline = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case-1.3.0', 'ensemble.json'));
     expect(hundred.config.params).toMatchObject({ iterations: 100, restarts: 1, targetClasses: 2 });
     expect(headline.config.params).toMatchObject({ iterations: 100, restarts: 1, targetClasses: 2 });
     expect(hundred.images.ids).toEqual(headline.images.ids);
@@ -172,7 +172,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(text).toContain(
       `keep 64.2 / 41.4 % in the worst case at ε = 0.05 / 0.1, against \`trades-b1\`'s 61.4 / 37.2 % (${pair(long, 'trades-b1', 'defended', 0.05).replace(', p', ' images, p')}; ${pair(long, 'trades-b1', 'defended', 0.1)}) and the served set's 58.9 / 32.0 % (${pair(long, 'served', 'defended', 0.05)}; ${pair(long, 'served', 'defended', 0.1)})`,
     );
-    const f = servedSetManifest().metrics.top1.classifier;
+    const f = advFsSetManifest().metrics.top1.classifier;
     expect([clean(long), clean('trades-b1'), ((f - byName[long].cleanTop1!) * 100).toFixed(2), rel(long, 0.05), rel(long, 0.1)]).toEqual(['89.56', '88.77', '2.81', '0.882', '0.590']);
     expect(text).toContain('89.56 % against 88.77 %, a gap to f of 2.81 points');
     expect(text).toContain('Gray-box relative 0.882 / 0.590');
@@ -202,7 +202,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
 
     // 100 iterations at both ε, the headline run's images and attack
     const hundred = readEnsembleResults(join(dir, long, 'iterations-100', 'ensemble.json'));
-    const headline = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case', 'ensemble.json'));
+    const headline = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case-1.3.0', 'ensemble.json'));
     expect(hundred.config.params).toMatchObject({ iterations: 100, restarts: 1, targetClasses: 2 });
     expect(hundred.images.ids).toEqual(headline.images.ids);
     expect(hundred.modelSet.files.s2snet).toBe(byName[long].ensemble.modelSet.files.s2snet);
