@@ -6,7 +6,7 @@ import { OnnxGradientOracle } from '../../src/attacks/oracle';
 import { join } from 'node:path';
 import { loadFashionMnist } from '../../src/data/fashionMnist';
 import { loadEvalModels } from '../../src/evaluation/models';
-import { gridImages, linearClassifier, logitsOf, mlpClassifier, predictions } from './models';
+import { gridImages, linearClassifier, logitsOf, mlpClassifier, predictions, seeded, worstMargin } from './models';
 
 /**
  * Known answers for APGD. On a linear classifier z = Wx + b the worst case in
@@ -17,25 +17,6 @@ import { gridImages, linearClassifier, logitsOf, mlpClassifier, predictions } fr
  */
 const shape: [number, number, number] = [1, 6, 6];
 const d = 36;
-
-function seeded(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-function worstMargin(w: number[][], b: number[], x: ArrayLike<number>, y: number, j: number, eps: number): number {
-  let m = b[y] - b[j];
-  for (let p = 0; p < x.length; p++) {
-    const dw = w[y][p] - w[j][p];
-    const lo = Math.max(0, x[p] - eps);
-    const hi = Math.min(1, x[p] + eps);
-    m += dw > 0 ? dw * lo : dw * hi;
-  }
-  return m;
-}
 
 describe('APGD', () => {
   it('places its checkpoints as Croce & Hein do (N = 100: 22, 41, 57, 70, 80, 87, 93, 99)', () => {

@@ -1,7 +1,7 @@
 import { apgd } from '../../src/attacks/apgd';
 import { JointOracle, RefusalRule } from '../../src/attacks/joint';
 import { GradientOracle, GradientRequest, OnnxGradientOracle, judgeWith } from '../../src/attacks/oracle';
-import { gridImages, linearClassifier, logitsOf, predictions } from './models';
+import { gridImages, linearClassifier, logitsOf, predictions, seeded, worstMargin } from './models';
 
 /**
  * The attacker who knows the detector: APGD through a JointOracle with the
@@ -19,25 +19,6 @@ import { gridImages, linearClassifier, logitsOf, predictions } from './models';
  */
 const shape: [number, number, number] = [1, 6, 6];
 const d = 36;
-
-function seeded(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-function worstMargin(w: number[][], b: number[], x: ArrayLike<number>, y: number, j: number, eps: number): number {
-  let m = b[y] - b[j];
-  for (let p = 0; p < x.length; p++) {
-    const dw = w[y][p] - w[j][p];
-    const lo = Math.max(0, x[p] - eps);
-    const hi = Math.min(1, x[p] + eps);
-    m += dw > 0 ? dw * lo : dw * hi;
-  }
-  return m;
-}
 
 /** Counts gradient requests per image id (every APGD iteration asks once per image it still attacks). */
 class Counting implements GradientOracle {

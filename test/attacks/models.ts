@@ -36,6 +36,31 @@ export function softmax(z: number[]): number[] {
   return e.map((v) => v / s);
 }
 
+/** A seeded LCG drawing uniformly from [−0.5, 0.5): random weights that a test can reproduce. */
+export function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  };
+}
+
+/**
+ * The smallest margin z_y − z_j of a linear classifier over the L∞ ball of
+ * radius ε around x, clipped to [0, 1]: closed form, at the corner x'_p = lo_p
+ * where (w_y − w_j)_p > 0 and hi_p elsewhere.
+ */
+export function worstMargin(w: number[][], b: number[], x: ArrayLike<number>, y: number, j: number, eps: number): number {
+  let m = b[y] - b[j];
+  for (let p = 0; p < x.length; p++) {
+    const dw = w[y][p] - w[j][p];
+    const lo = Math.max(0, x[p] - eps);
+    const hi = Math.min(1, x[p] + eps);
+    m += dw > 0 ? dw * lo : dw * hi;
+  }
+  return m;
+}
+
 export function logitsOf(w: number[][], b: number[], x: ArrayLike<number>): number[] {
   return w.map((row, k) => row.reduce((a, wi, i) => a + wi * x[i], b[k]));
 }
