@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DetectorResults } from '../../src/evaluation/detector-comparison';
 import { detectorsMarkdown } from '../../src/report/detectors-summary';
-import { ROOT, advFsSetManifest } from './paper-set';
+import { ROOT, advFsSetManifest, servedSetManifest } from './paper-set';
+import { wilson } from '../../src/evaluation/statistics';
 
 /**
  * reports/fashion-mnist-detectors/served: the detection scores of the served
@@ -61,5 +62,42 @@ describe('reports/fashion-mnist-detectors/served', () => {
       expect([s.successful, s.attacked, s.scores.kl.detected, s.scores['feature-mse'].detected]).toEqual([successful, attacked, kl, feature]);
     }
     expect(readFileSync(join(dir, 'README.md'), 'utf8').replace(/\s+/g, ' ')).toMatch(/\| aware of the feature-space error \(133 \/ 462\) \| \*\*4\.5 %\*\* \[2\.1, 9\.5\] \| \*\*0\.0 %\*\* \[0\.0, 2\.8\] \|/);
+  });
+});
+
+describe('reports/fashion-mnist-detectors/served-1.4.0', () => {
+  const latest = JSON.parse(readFileSync(join(dir, 'served-1.4.0', 'detectors.json'), 'utf8')) as DetectorResults;
+
+  it('is the same run on the set served since 1.4.0: its graphs, its KL threshold, the same images', () => {
+    const served = servedSetManifest() as ReturnType<typeof servedSetManifest> & { detection: { threshold: number } };
+    expect([latest.modelSet.name, latest.modelSet.version]).toEqual([served.name, '1.4.0']);
+    expect(served.version).toBe('1.4.0');
+    expect(latest.klThresholdCheck.recomputed).toBe(served.detection.threshold);
+    expect(latest.data.rows).toEqual(run.data.rows);
+    expect(latest.config).toEqual(run.config);
+    expect(latest.settings.map((s) => s.setting)).toEqual(run.settings.map((s) => s.setting));
+    expect(readFileSync(join(dir, 'served-1.4.0', 'summary.md'), 'utf8')).toBe(detectorsMarkdown(latest));
+  });
+
+  it('the README’s 1.4.0 table is the run’s, each rate and interval recounted', () => {
+    const text = readFileSync(join(dir, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    // each cell as "rate % [Wilson interval]", bold marks aside
+    const plain = text.replace(/\*\*/g, '');
+    const cell = (k: number, n: number) => `${((100 * k) / n).toFixed(1)} % [${wilson(k, n).map((v) => (v * 100).toFixed(1)).join(', ')}]`;
+    const stated: Array<[string, number, number, number, number]> = [
+      ['undefended', 393, 464, 363, 304],
+      ['detector-aware', 30, 450, 16, 22],
+      ['feature-aware', 49, 450, 3, 0],
+    ];
+    for (const [name, successful, attacked, kl, feature] of stated) {
+      const s = latest.settings.find((x) => x.setting === name)!;
+      expect([s.successful, s.attacked, s.scores.kl.detected, s.scores['feature-mse'].detected]).toEqual([successful, attacked, kl, feature]);
+      expect(plain).toContain(`(${successful} / ${attacked}) | ${cell(kl, successful)}`);
+      expect(plain).toContain(`| ${cell(feature, successful)}`);
+    }
+    const undefended = latest.settings.find((x) => x.setting === 'undefended')!;
+    expect(undefended.scores.kl.auc!.toFixed(3)).toBe('0.979');
+    expect(text).toContain('AUC 0.979 against BIM-10 at ε = 0.05 in the undefended setting (goal ≥ 0.95; 1.3.0: 0.987)');
+    expect(undefended.versusKl['feature-mse']).toMatchObject({ onlyCandidate: 20, onlyKl: 79 });
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
+import { mcnemar, pairedCounts, wilson } from '../../src/evaluation/statistics';
 import { EnsembleResults } from '../../src/evaluation/ensemble';
 import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
 import { ROOT, advFsSetManifest, servedSetManifest } from './paper-set';
@@ -98,5 +98,36 @@ describe('reports/fashion-mnist-worst-case (the served 1.4.0 set)', () => {
     expect(served.detection.threshold.toFixed(3)).toBe('0.489');
     const det = results.detection!.rows.find((r) => r.setting === 'whitebox' && r.eps === 0.05)!;
     expect([det.successful, det.flaggedSuccessful]).toEqual([279, 160]);
+  });
+
+  it('the detector-aware ensemble attacked the served set on the same images; the counts its section states are recomputed from the outcomes', () => {
+    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+    const served = servedSetManifest();
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(aware.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(aware.images.ids).toEqual(results.images.ids);
+    expect(aware.config.params).toEqual(results.config.params);
+    expect(aware.config.members).toEqual(results.config.members);
+    expect(aware.config.settings).toEqual(['detector-aware']);
+    expect(block(report, 'fashion-mnist-detector-aware')).toBe(ensembleMarkdown(aware));
+
+    const awareRow = outcome(aware, 'detector-aware', 0.05);
+    const blind = results.detection!.combined.find((c) => c.setting === 'defended' && c.eps === 0.05)!;
+    const c = pairedCounts(blind.outcomes, awareRow.outcomes);
+    expect([blind.robustOrDetected, awareRow.robust, c.onlyA, c.onlyB]).toEqual([737, 698, 81, 42]);
+    expect(shownP(mcnemar(81, 42))).toBe('5.6e-4');
+    expect(aware.detection!.rows[0]).toMatchObject({ setting: 'detector-aware', successful: 195, flaggedSuccessful: 0 });
+    expect(aware.detection!.rows[0].aucSuccessful!.toFixed(3)).toBe('0.918');
+    const both = (a: string, b: string) => [...a].filter((x, i) => x === '1' && b[i] === '1').length;
+    expect(both(blind.outcomes, awareRow.outcomes)).toBe(656);
+    // robust under the blind ensemble but fooled, unflagged, by the aware one: the worst case of f ∘ s falls with it
+    const defended = outcome(results, 'defended', 0.05);
+    expect([defended.robust, both(defended.outcomes, awareRow.outcomes)]).toEqual([614, 609]);
+    const pct = (k: number) => wilson(k, 1000).map((v) => (v * 100).toFixed(1)).join(', ');
+    expect([pct(656), pct(609)]).toEqual(['62.6, 68.5', '57.8, 63.9']);
+    expect(text).toMatch(/\*\*69\.8 % \[66\.9, 72\.6\]\*\* robust or detected, against \*\*73\.7 %\*\* \[70\.9, 76\.3\]/);
+    expect(text).toContain('costs the operator 81 images and wins back 42 (exact McNemar p = 5.6e-4)');
+    expect(text).toContain('**65.6 %** [62.6, 68.5], 656 of 1,000');
+    expect(text).toContain('(609 of 614 robust or detected; on 1.3.0 none were)');
+    expect(text).toContain('**60.9 %** [57.8, 63.9]');
   });
 });
