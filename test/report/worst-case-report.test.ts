@@ -130,4 +130,43 @@ describe('reports/fashion-mnist-worst-case (the served 1.4.0 set)', () => {
     expect(text).toContain('(609 of 614 robust or detected; on 1.3.0 none were)');
     expect(text).toContain('**60.9 %** [57.8, 63.9]');
   });
+
+  it('the stronger ensemble ran on 200 of the same images; the counts its section states are recomputed image by image', () => {
+    const stronger = readEnsembleResults(join(dir, 'stronger-200', 'ensemble.json'));
+    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+    const served = servedSetManifest();
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(stronger.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(stronger.config.params).toMatchObject({ iterations: 100, restarts: 5, targetClasses: 9 });
+    expect(stronger.images.ids).toHaveLength(200);
+    const at = stronger.images.ids.map((id) => results.images.ids.indexOf(id));
+    expect(at.every((i) => i >= 0)).toBe(true);
+    expect(block(report, 'fashion-mnist-stronger-200')).toBe(ensembleMarkdown(stronger));
+    const onSubset = (outcomes: string) => at.map((i) => outcomes[i]).join('');
+    // [robust under the stronger, under the headline ensemble on the same images, only under the stronger, only under the headline]
+    const stated: Array<[string, number, number[]]> = [
+      ['defended', 0.05, [120, 122, 0, 2]],
+      ['whitebox-bpda', 0.05, [146, 158, 0, 12]],
+      ['defended', 0.1, [80, 82, 0, 2]],
+      ['whitebox-bpda', 0.1, [118, 122, 0, 4]],
+    ];
+    for (const [setting, eps, counts] of stated) {
+      const a = outcome(stronger, setting, eps);
+      const b = onSubset(outcome(results, setting, eps).outcomes);
+      const c = pairedCounts(a.outcomes, b);
+      expect({ setting, eps, counts: [a.robust, [...b].filter((v) => v === '1').length, c.onlyA, c.onlyB] }).toEqual({ setting, eps, counts });
+    }
+    expect([shownP(mcnemar(0, 2)), shownP(mcnemar(0, 12))]).toEqual(['0.5', '4.9e-4']);
+    // every attack together: robust under both ensembles and not fooled unflagged by the detector-aware one
+    const awareOn = onSubset(outcome(aware, 'detector-aware', 0.05).outcomes);
+    const strongOn = outcome(stronger, 'defended', 0.05).outcomes;
+    const headlineOn = onSubset(outcome(results, 'defended', 0.05).outcomes);
+    const all = [...strongOn].filter((v, i) => v === '1' && headlineOn[i] === '1' && awareOn[i] === '1').length;
+    expect(all).toBe(119);
+    expect(wilson(119, 200).map((v) => (v * 100).toFixed(1))).toEqual(['52.6', '66.1']);
+    const text = report.replace(/\s+/g, ' ');
+    expect(text).toMatch(/falls from \*\*122 \(61\.0 %\)\*\* under the headline ensemble to \*\*120 \(60\.0 %\)\*\* \[53\.1, 66\.5\]/);
+    expect(text).toMatch(/At ε = 0\.1: \*\*82 \(41\.0 %\) → 80 \(40\.0 %\)\*\*/);
+    expect(text).toContain('158 → 146 at ε = 0.05, 12 vs 0, p = 4.9e-4; 122 → 118 at 0.1');
+    expect(text).toContain('**119 of 200, 59.5 %** [52.6, 66.1]');
+  });
 });
