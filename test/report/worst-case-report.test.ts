@@ -156,17 +156,49 @@ describe('reports/fashion-mnist-worst-case (the served 1.4.0 set)', () => {
       expect({ setting, eps, counts: [a.robust, [...b].filter((v) => v === '1').length, c.onlyA, c.onlyB] }).toEqual({ setting, eps, counts });
     }
     expect([shownP(mcnemar(0, 2)), shownP(mcnemar(0, 12))]).toEqual(['0.5', '4.9e-4']);
-    // every attack together: robust under both ensembles and not fooled unflagged by the detector-aware one
+    // every attack together: robust under both ensembles and not fooled unflagged by either detector-aware attacker
+    const features = readEnsembleResults(join(dir, 'detector-aware-features', 'ensemble.json'));
     const awareOn = onSubset(outcome(aware, 'detector-aware', 0.05).outcomes);
+    const featuresOn = onSubset(outcome(features, 'detector-aware-features', 0.05).outcomes);
     const strongOn = outcome(stronger, 'defended', 0.05).outcomes;
     const headlineOn = onSubset(outcome(results, 'defended', 0.05).outcomes);
-    const all = [...strongOn].filter((v, i) => v === '1' && headlineOn[i] === '1' && awareOn[i] === '1').length;
-    expect(all).toBe(119);
-    expect(wilson(119, 200).map((v) => (v * 100).toFixed(1))).toEqual(['52.6', '66.1']);
+    const all = [...strongOn].filter((v, i) => v === '1' && headlineOn[i] === '1' && awareOn[i] === '1' && featuresOn[i] === '1').length;
+    expect(all).toBe(118);
+    expect(wilson(118, 200).map((v) => (v * 100).toFixed(1))).toEqual(['52.1', '65.6']);
     const text = report.replace(/\s+/g, ' ');
     expect(text).toMatch(/falls from \*\*122 \(61\.0 %\)\*\* under the headline ensemble to \*\*120 \(60\.0 %\)\*\* \[53\.1, 66\.5\]/);
     expect(text).toMatch(/At ε = 0\.1: \*\*82 \(41\.0 %\) → 80 \(40\.0 %\)\*\*/);
     expect(text).toContain('158 → 146 at ε = 0.05, 12 vs 0, p = 4.9e-4; 122 → 118 at 0.1');
-    expect(text).toContain('**119 of 200, 59.5 %** [52.6, 66.1]');
+    expect(text).toContain('**118 of 200, 59.0 %** [52.1, 65.6]');
+  });
+
+  it('the detector-aware-features run attacked the served set on the same images; the counts its section states are recomputed', () => {
+    const features = readEnsembleResults(join(dir, 'detector-aware-features', 'ensemble.json'));
+    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+    const served = servedSetManifest();
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(features.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(features.images.ids).toEqual(results.images.ids);
+    expect(features.config.params).toEqual(results.config.params);
+    expect(features.config.settings).toEqual(['detector-aware-features']);
+    expect(features.config.featurePenalty!.threshold.toFixed(3)).toBe('0.491');
+    expect(block(report, 'fashion-mnist-detector-aware-features')).toBe(ensembleMarkdown(features));
+    const f = outcome(features, 'detector-aware-features', 0.05);
+    const a = outcome(aware, 'detector-aware', 0.05);
+    const c = pairedCounts(f.outcomes, a.outcomes);
+    expect([f.robust, a.robust, c.onlyA, c.onlyB]).toEqual([657, 698, 11, 52]);
+    expect(shownP(mcnemar(11, 52))).toBe('1.7e-7');
+    const blind = results.detection!.combined.find((x) => x.setting === 'defended' && x.eps === 0.05)!;
+    const defended = outcome(results, 'defended', 0.05);
+    const count = (...rows: string[]) => [...rows[0]].filter((_, i) => rows.every((r) => r[i] === '1')).length;
+    expect(count(f.outcomes, a.outcomes, blind.outcomes)).toBe(627);
+    expect([count(defended.outcomes, f.outcomes), count(defended.outcomes, f.outcomes, a.outcomes)]).toEqual([610, 606]);
+    const pct = (k: number) => wilson(k, 1000).map((v) => (v * 100).toFixed(1)).join(', ');
+    expect([pct(627), pct(606)]).toEqual(['59.7, 65.6', '57.5, 63.6']);
+    const text = report.replace(/\s+/g, ' ');
+    expect(text).toContain('**65.7 % [62.7, 68.6] robust or detected** (1.3.0: 61.7 %)');
+    expect(text).toContain('52 images lost to this attacker only, 11 to the other only (exact McNemar p = 1.7e-7)');
+    expect(text).toContain('**62.7 %** [59.7, 65.6], 627 of 1,000');
+    expect(text).toContain('(610 of 614 robust or detected)');
+    expect(text).toContain('at most **606 of 1,000 (60.6 %** [57.5, 63.6])');
   });
 });
