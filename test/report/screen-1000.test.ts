@@ -27,8 +27,8 @@ const row = (r: EnsembleResults, setting: string, eps: number) => {
 /** A p-value as the tables write it: two decimals from 0.1, two significant digits down to 0.001, then 1.8e-6 style. */
 const shownP = (p: number) => (p >= 0.1 ? String(Number(p.toFixed(2))) : p >= 0.001 ? String(Number(p.toPrecision(2))) : p.toExponential(1));
 
-/** The TRADES runs after the first two: longer, wider ε, KL ascent, β = ½. */
-const LATER = ['trades-b1-s3600', 'trades-b1-s3600-eps0.15', 'trades-b1-kl', 'trades-b05-s3600'];
+/** The TRADES runs after the first two: longer, wider ε, KL ascent, β = ½, β = ½ twice as long. */
+const LATER = ['trades-b1-s3600', 'trades-b1-s3600-eps0.15', 'trades-b1-kl', 'trades-b05-s3600', 'trades-b05-s7200'];
 
 describe('reports/fashion-mnist-ablation/screen-1000', () => {
   const { baseline, entries } = readAblation(dir);
@@ -215,5 +215,35 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(text).toContain('worst case **61.4 % [58.3, 64.4] at ε = 0.05 and 37.1 % [34.2, 40.1] at ε = 0.1**, against the served set\'s 54.9 and 26.9 % (76 / 11 images, p = 4.2e-13; 106 / 4, p = 9.2e-27)');
     expect(Math.round(hundred.run.cpuSeconds)).toBe(2367);
   });
-});
 
+  it('β = ½ twice as long: the run is what its name says, and the figures the prose quotes are recomputed', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const longer = 'trades-b05-s7200';
+    const half = 'trades-b05-s3600';
+    const served14 = 'trades-b1-s3600';
+    const train = JSON.parse(readFileSync(join(dir, longer, 'train.json'), 'utf8')) as { cpuSeconds: number; recipe: Record<string, unknown> };
+    const trainHalf = JSON.parse(readFileSync(join(dir, half, 'train.json'), 'utf8')) as { recipe: Record<string, unknown> };
+    expect(train.recipe).toMatchObject({ loss: 'trades', beta: 0.5, steps: 7200, batchSize: 32, lr: 0.001, seed: 1 });
+    // everything else as the 3,600-step run
+    expect({ ...train.recipe, steps: 3600 }).toEqual(trainHalf.recipe);
+    expect(Math.round(train.cpuSeconds)).toBe(3922);
+    expect(Math.round(byName[longer].ensemble.run.cpuSeconds)).toBe(987);
+    expect(text).toContain('3,922 CPU s of training, 987 CPU s of evaluation');
+    const pct = (name: string, setting: string, eps: number) => (100 * row(byName[name].ensemble, setting, eps).accuracy).toFixed(1);
+    const pair = (a: string, b: string, setting: string, eps: number) => {
+      const c = pairedCounts(row(byName[a].ensemble, setting, eps).outcomes, row(byName[b].ensemble, setting, eps).outcomes);
+      return `${c.onlyA} / ${c.onlyB}, p = ${shownP(mcnemar(c.onlyA, c.onlyB))}`;
+    };
+    expect(text).toContain(`63.4 against 64.2 % at ε = 0.05 (${pair(longer, served14, 'defended', 0.05).replace(', p', ' images, p')})`);
+    expect(text).toContain(`40.1 against 41.4 % at ε = 0.1 (${pair(longer, served14, 'defended', 0.1)})`);
+    expect([pct(longer, 'defended', 0.05), pct(served14, 'defended', 0.05), pct(longer, 'defended', 0.1), pct(served14, 'defended', 0.1)]).toEqual(['63.4', '64.2', '40.1', '41.4']);
+    const f = advFsSetManifest().metrics.top1.classifier;
+    const clean = byName[longer].cleanTop1!;
+    expect([(100 * clean).toFixed(2), ((f - clean) * 100).toFixed(2), ((clean - byName[half].cleanTop1!) * 100).toFixed(2)]).toEqual(['90.55', '1.82', '0.35']);
+    expect(text).toContain('**90.55 %**, a gap to f of **1.82 points** (1.4.0: 2.81; goal ≤ 1.5, still not met)');
+    const rel = (name: string) => row(byName[name].ensemble, 'graybox', 0.05).relative!.toFixed(3);
+    expect([rel(longer), rel(served14)]).toEqual(['0.866', '0.882']);
+    expect(text).toContain(`relative 0.866 at ε = 0.05 against 0.882 (${pair(longer, served14, 'graybox', 0.05).replace(', p', ' images, p')})`);
+    expect(text).toContain(`(40.1 against 37.1 %, ${pair(longer, half, 'defended', 0.1)}) and 0.35 clean points`);
+  });
+});
