@@ -100,30 +100,40 @@ describe('reports/fashion-mnist-worst-case (the served 1.4.0 set)', () => {
     expect([det.successful, det.flaggedSuccessful]).toEqual([279, 160]);
   });
 
-  it('the detector-aware ensemble attacked the served set on the same images; the counts its section states are recomputed from the outcomes', () => {
-    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+  // the detector-aware runs and the stronger ensemble, and what they are compared with at ε = 0.05
+  const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+  const features = readEnsembleResults(join(dir, 'detector-aware-features', 'ensemble.json'));
+  const stronger = readEnsembleResults(join(dir, 'stronger-200', 'ensemble.json'));
+  const blind = () => results.detection!.combined.find((c) => c.setting === 'defended' && c.eps === 0.05)!;
+  /** Images robust (or robust or detected) in every one of the outcome strings. */
+  const robustUnderAll = (...rows: string[]) => [...rows[0]].filter((_, i) => rows.every((r) => r[i] === '1')).length;
+  /** A 95 % Wilson interval as the prose writes it. */
+  const interval = (k: number, n: number) => wilson(k, n).map((v) => (v * 100).toFixed(1)).join(', ');
+  /** A further run of the served graphs; the detector-aware ones on the headline's images with its budget. */
+  const expectRunOfServedSet = (run: EnsembleResults, id: string) => {
     const served = servedSetManifest();
-    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(aware.modelSet.files[key]).toBe(served.files[key].sha256);
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(run.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(block(report, id)).toBe(ensembleMarkdown(run));
+  };
+
+  it('the detector-aware ensemble attacked the served set on the same images; the counts its section states are recomputed from the outcomes', () => {
+    expectRunOfServedSet(aware, 'fashion-mnist-detector-aware');
     expect(aware.images.ids).toEqual(results.images.ids);
     expect(aware.config.params).toEqual(results.config.params);
     expect(aware.config.members).toEqual(results.config.members);
     expect(aware.config.settings).toEqual(['detector-aware']);
-    expect(block(report, 'fashion-mnist-detector-aware')).toBe(ensembleMarkdown(aware));
 
     const awareRow = outcome(aware, 'detector-aware', 0.05);
-    const blind = results.detection!.combined.find((c) => c.setting === 'defended' && c.eps === 0.05)!;
-    const c = pairedCounts(blind.outcomes, awareRow.outcomes);
-    expect([blind.robustOrDetected, awareRow.robust, c.onlyA, c.onlyB]).toEqual([737, 698, 81, 42]);
+    const c = pairedCounts(blind().outcomes, awareRow.outcomes);
+    expect([blind().robustOrDetected, awareRow.robust, c.onlyA, c.onlyB]).toEqual([737, 698, 81, 42]);
     expect(shownP(mcnemar(81, 42))).toBe('5.6e-4');
     expect(aware.detection!.rows[0]).toMatchObject({ setting: 'detector-aware', successful: 195, flaggedSuccessful: 0 });
     expect(aware.detection!.rows[0].aucSuccessful!.toFixed(3)).toBe('0.918');
-    const both = (a: string, b: string) => [...a].filter((x, i) => x === '1' && b[i] === '1').length;
-    expect(both(blind.outcomes, awareRow.outcomes)).toBe(656);
+    expect(robustUnderAll(blind().outcomes, awareRow.outcomes)).toBe(656);
     // robust under the blind ensemble but fooled, unflagged, by the aware one: the worst case of f ∘ s falls with it
     const defended = outcome(results, 'defended', 0.05);
-    expect([defended.robust, both(defended.outcomes, awareRow.outcomes)]).toEqual([614, 609]);
-    const pct = (k: number) => wilson(k, 1000).map((v) => (v * 100).toFixed(1)).join(', ');
-    expect([pct(656), pct(609)]).toEqual(['62.6, 68.5', '57.8, 63.9']);
+    expect([defended.robust, robustUnderAll(defended.outcomes, awareRow.outcomes)]).toEqual([614, 609]);
+    expect([interval(656, 1000), interval(609, 1000)]).toEqual(['62.6, 68.5', '57.8, 63.9']);
     expect(text).toMatch(/\*\*69\.8 % \[66\.9, 72\.6\]\*\* robust or detected, against \*\*73\.7 %\*\* \[70\.9, 76\.3\]/);
     expect(text).toContain('costs the operator 81 images and wins back 42 (exact McNemar p = 5.6e-4)');
     expect(text).toContain('**65.6 %** [62.6, 68.5], 656 of 1,000');
@@ -132,15 +142,11 @@ describe('reports/fashion-mnist-worst-case (the served 1.4.0 set)', () => {
   });
 
   it('the stronger ensemble ran on 200 of the same images; the counts its section states are recomputed image by image', () => {
-    const stronger = readEnsembleResults(join(dir, 'stronger-200', 'ensemble.json'));
-    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
-    const served = servedSetManifest();
-    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(stronger.modelSet.files[key]).toBe(served.files[key].sha256);
+    expectRunOfServedSet(stronger, 'fashion-mnist-stronger-200');
     expect(stronger.config.params).toMatchObject({ iterations: 100, restarts: 5, targetClasses: 9 });
     expect(stronger.images.ids).toHaveLength(200);
     const at = stronger.images.ids.map((id) => results.images.ids.indexOf(id));
     expect(at.every((i) => i >= 0)).toBe(true);
-    expect(block(report, 'fashion-mnist-stronger-200')).toBe(ensembleMarkdown(stronger));
     const onSubset = (outcomes: string) => at.map((i) => outcomes[i]).join('');
     // [robust under the stronger, under the headline ensemble on the same images, only under the stronger, only under the headline]
     const stated: Array<[string, number, number[]]> = [
@@ -157,15 +163,14 @@ describe('reports/fashion-mnist-worst-case (the served 1.4.0 set)', () => {
     }
     expect([shownP(mcnemar(0, 2)), shownP(mcnemar(0, 12))]).toEqual(['0.5', '4.9e-4']);
     // every attack together: robust under both ensembles and not fooled unflagged by either detector-aware attacker
-    const features = readEnsembleResults(join(dir, 'detector-aware-features', 'ensemble.json'));
-    const awareOn = onSubset(outcome(aware, 'detector-aware', 0.05).outcomes);
-    const featuresOn = onSubset(outcome(features, 'detector-aware-features', 0.05).outcomes);
-    const strongOn = outcome(stronger, 'defended', 0.05).outcomes;
-    const headlineOn = onSubset(outcome(results, 'defended', 0.05).outcomes);
-    const all = [...strongOn].filter((v, i) => v === '1' && headlineOn[i] === '1' && awareOn[i] === '1' && featuresOn[i] === '1').length;
+    const all = robustUnderAll(
+      outcome(stronger, 'defended', 0.05).outcomes,
+      onSubset(outcome(results, 'defended', 0.05).outcomes),
+      onSubset(outcome(aware, 'detector-aware', 0.05).outcomes),
+      onSubset(outcome(features, 'detector-aware-features', 0.05).outcomes),
+    );
     expect(all).toBe(118);
-    expect(wilson(118, 200).map((v) => (v * 100).toFixed(1))).toEqual(['52.1', '65.6']);
-    const text = report.replace(/\s+/g, ' ');
+    expect(interval(118, 200)).toBe('52.1, 65.6');
     expect(text).toMatch(/falls from \*\*122 \(61\.0 %\)\*\* under the headline ensemble to \*\*120 \(60\.0 %\)\*\* \[53\.1, 66\.5\]/);
     expect(text).toMatch(/At ε = 0\.1: \*\*82 \(41\.0 %\) → 80 \(40\.0 %\)\*\*/);
     expect(text).toContain('158 → 146 at ε = 0.05, 12 vs 0, p = 4.9e-4; 122 → 118 at 0.1');
@@ -173,28 +178,20 @@ describe('reports/fashion-mnist-worst-case (the served 1.4.0 set)', () => {
   });
 
   it('the detector-aware-features run attacked the served set on the same images; the counts its section states are recomputed', () => {
-    const features = readEnsembleResults(join(dir, 'detector-aware-features', 'ensemble.json'));
-    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
-    const served = servedSetManifest();
-    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(features.modelSet.files[key]).toBe(served.files[key].sha256);
+    expectRunOfServedSet(features, 'fashion-mnist-detector-aware-features');
     expect(features.images.ids).toEqual(results.images.ids);
     expect(features.config.params).toEqual(results.config.params);
     expect(features.config.settings).toEqual(['detector-aware-features']);
     expect(features.config.featurePenalty!.threshold.toFixed(3)).toBe('0.491');
-    expect(block(report, 'fashion-mnist-detector-aware-features')).toBe(ensembleMarkdown(features));
     const f = outcome(features, 'detector-aware-features', 0.05);
     const a = outcome(aware, 'detector-aware', 0.05);
     const c = pairedCounts(f.outcomes, a.outcomes);
     expect([f.robust, a.robust, c.onlyA, c.onlyB]).toEqual([657, 698, 11, 52]);
     expect(shownP(mcnemar(11, 52))).toBe('1.7e-7');
-    const blind = results.detection!.combined.find((x) => x.setting === 'defended' && x.eps === 0.05)!;
     const defended = outcome(results, 'defended', 0.05);
-    const count = (...rows: string[]) => [...rows[0]].filter((_, i) => rows.every((r) => r[i] === '1')).length;
-    expect(count(f.outcomes, a.outcomes, blind.outcomes)).toBe(627);
-    expect([count(defended.outcomes, f.outcomes), count(defended.outcomes, f.outcomes, a.outcomes)]).toEqual([610, 606]);
-    const pct = (k: number) => wilson(k, 1000).map((v) => (v * 100).toFixed(1)).join(', ');
-    expect([pct(627), pct(606)]).toEqual(['59.7, 65.6', '57.5, 63.6']);
-    const text = report.replace(/\s+/g, ' ');
+    expect(robustUnderAll(f.outcomes, a.outcomes, blind().outcomes)).toBe(627);
+    expect([robustUnderAll(defended.outcomes, f.outcomes), robustUnderAll(defended.outcomes, f.outcomes, a.outcomes)]).toEqual([610, 606]);
+    expect([interval(627, 1000), interval(606, 1000)]).toEqual(['59.7, 65.6', '57.5, 63.6']);
     expect(text).toContain('**65.7 % [62.7, 68.6] robust or detected** (1.3.0: 61.7 %)');
     expect(text).toContain('52 images lost to this attacker only, 11 to the other only (exact McNemar p = 1.7e-7)');
     expect(text).toContain('**62.7 %** [59.7, 65.6], 627 of 1,000');
