@@ -29,6 +29,11 @@ const shownP = (p: number) => (p >= 0.1 ? String(Number(p.toFixed(2))) : p >= 0.
 
 /** The TRADES runs after the first two: longer, wider ε, KL ascent, β = ½, β = ½ twice as long. */
 const LATER = ['trades-b1-s3600', 'trades-b1-s3600-eps0.15', 'trades-b1-kl', 'trades-b05-s3600', 'trades-b05-s7200'];
+/** The 3,600-step TRADES runs again with --train-encoder, each beside its frozen-encoder twin. */
+const ENCODER: Array<[variant: string, twin: string]> = [
+  ['trades-b1-s3600-encoder', 'trades-b1-s3600'],
+  ['trades-b05-s3600-encoder', 'trades-b05-s3600'],
+];
 
 describe('reports/fashion-mnist-ablation/screen-1000', () => {
   const { baseline, entries } = readAblation(dir);
@@ -46,7 +51,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     }
     const served = advFsSetManifest();
     for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(byName.served.ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
-    for (const name of ['eps0.15', 'pgd10', 'frac0.5', 'trades-b1', 'trades-b6', ...LATER]) for (const key of ['classifier', 'autoencoder']) expect(byName[name].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
+    for (const name of ['eps0.15', 'pgd10', 'frac0.5', 'trades-b1', 'trades-b6', ...LATER, ...ENCODER.map(([v]) => v)]) for (const key of ['classifier', 'autoencoder']) expect(byName[name].ensemble.modelSet.files[key]).toBe(served.files[key].sha256);
     // the no-indices variants: the served classifier, and the script's output on the served autoencoder
     const noIndices = createHash('sha256').update(encodeModel(withoutPoolingIndices(loadModel(join(ROOT, 'models', 'fashion-mnist', 'autoencoder.onnx'))).graph)).digest('hex');
     for (const name of ['noidx-adv', 'noidx-ce']) {
@@ -63,7 +68,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
       ['whitebox-bpda', 'BPDA'],
       ['graybox', 'gray-box'],
     ];
-    for (const variant of ['eps0.15', 'pgd10', 'frac0.5', 'noidx-adv', 'noidx-ce', 'trades-b1', 'trades-b6', ...LATER]) {
+    for (const variant of ['eps0.15', 'pgd10', 'frac0.5', 'noidx-adv', 'noidx-ce', 'trades-b1', 'trades-b6', ...LATER, ...ENCODER.map(([v]) => v)]) {
       for (const eps of [0.05, 0.1]) {
         const cells = settings.map(([setting]) => {
           const c = pairedCounts(row(byName[variant].ensemble, setting, eps).outcomes, row(byName.served.ensemble, setting, eps).outcomes);
@@ -245,5 +250,46 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect([rel(longer), rel(served14)]).toEqual(['0.866', '0.882']);
     expect(text).toContain(`relative 0.866 at ε = 0.05 against 0.882 (${pair(longer, served14, 'graybox', 0.05).replace(', p', ' images, p')})`);
     expect(text).toContain(`(40.1 against 37.1 %, ${pair(longer, half, 'defended', 0.1)}) and 0.35 clean points`);
+  });
+  it('the encoder variants: the runs are their twins with --train-encoder, and the table beside the twins is recomputed', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const f = advFsSetManifest().metrics.top1.classifier;
+    const pct = (name: string, setting: string, eps: number) => `${(100 * row(byName[name].ensemble, setting, eps).accuracy).toFixed(1)} %`;
+    const rel = (name: string) => row(byName[name].ensemble, 'graybox', 0.05).relative!.toFixed(3);
+    const clean = (name: string) => `${(100 * byName[name].cleanTop1!).toFixed(2)} % (${((f - byName[name].cleanTop1!) * 100).toFixed(2)})`;
+    const pair = (a: string, b: string, setting: string, eps: number) => {
+      const c = pairedCounts(row(byName[a].ensemble, setting, eps).outcomes, row(byName[b].ensemble, setting, eps).outcomes);
+      return `${c.onlyA} / ${c.onlyB}, p = ${shownP(mcnemar(c.onlyA, c.onlyB))}`;
+    };
+    const cpu = (name: string) => (JSON.parse(readFileSync(join(dir, name, 'train.json'), 'utf8')) as { cpuSeconds: number }).cpuSeconds;
+    const thousands = (x: number) => Math.round(x).toLocaleString('en-US');
+    for (const [variant, twin] of ENCODER) {
+      const recipe = (name: string) => (JSON.parse(readFileSync(join(dir, name, 'train.json'), 'utf8')) as { recipe: Record<string, unknown> }).recipe;
+      // the same run but for what stage 2 trained
+      expect(recipe(variant).trained).toBe('encoder.* and decoder.* (variant: encoder not frozen); classifier frozen');
+      expect(recipe(twin).trained).toBe('decoder.* only; encoder and classifier frozen');
+      expect({ ...recipe(variant), trained: undefined }).toEqual({ ...recipe(twin), trained: undefined });
+      expect(byName[variant].description).toContain('(variant: encoder not frozen)');
+      // the S2SNet is a new graph; classifier and stage-1 autoencoder are the served ones (checked above)
+      expect(byName[variant].ensemble.modelSet.files.s2snet).not.toBe(byName[twin].ensemble.modelSet.files.s2snet);
+      const twinRow = `| \`${twin}\`${twin === 'trades-b1-s3600' ? " (1.4.0's S2SNet)" : ''} | ${pct(twin, 'defended', 0.05)} | ${pct(twin, 'defended', 0.1)} | ${pct(twin, 'whitebox-bpda', 0.05)} | ${rel(twin)} | ${clean(twin)} | ${thousands(cpu(twin))} CPU s |`;
+      expect(text).toContain(twinRow);
+      const bold = (x: string) => (variant === 'trades-b1-s3600-encoder' ? `**${x}**` : x);
+      const cells = [
+        `${bold(pct(variant, 'defended', 0.05))} (${pair(variant, twin, 'defended', 0.05)})`,
+        `${bold(pct(variant, 'defended', 0.1))} (${pair(variant, twin, 'defended', 0.1)})`,
+        `${pct(variant, 'whitebox-bpda', 0.05)} (${pair(variant, twin, 'whitebox-bpda', 0.05)})`,
+        `${rel(variant)} (${pair(variant, twin, 'graybox', 0.05).replace(', p', ' images, p')})`,
+        clean(variant),
+        `${thousands(cpu(variant))} CPU s`,
+      ];
+      expect(text).toContain(`| ${bold(`\`${variant}\``)} | ${cells.join(' | ')} |`);
+    }
+    // the prose's range of gains and clean cost
+    const gains = ENCODER.flatMap(([v, t]) => [0.05, 0.1].map((eps) => 100 * (row(byName[v].ensemble, 'defended', eps).accuracy - row(byName[t].ensemble, 'defended', eps).accuracy)));
+    expect([Math.min(...gains).toFixed(1), Math.max(...gains).toFixed(1)]).toEqual(['4.4', '7.8']);
+    expect(text).toContain('worth 4.4 to 7.8 points of worst case at both ε and either β, for 0.2 clean points');
+    for (const [v, t] of ENCODER) expect(((byName[t].cleanTop1! - byName[v].cleanTop1!) * 100).toFixed(1)).toBe('0.2');
+    expect(text).toContain(`(${pair('trades-b1-s3600-encoder', 'trades-b1-s3600', 'whitebox-bpda', 0.05).split(', p')[0]} images at ε = 0.05 for β = 1)`);
   });
 });
