@@ -292,4 +292,24 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     for (const [v, t] of ENCODER) expect(((byName[t].cleanTop1! - byName[v].cleanTop1!) * 100).toFixed(1)).toBe('0.2');
     expect(text).toContain(`(${pair('trades-b1-s3600-encoder', 'trades-b1-s3600', 'whitebox-bpda', 0.05).split(', p')[0]} images at ε = 0.05 for β = 1)`);
   });
+  it('the encoder variant at the headline budget: same images and attack as 1.4.0’s run, figures recomputed', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const mine = readEnsembleResults(join(dir, 'trades-b1-s3600-encoder', 'iterations-100', 'ensemble.json'));
+    const served14 = readEnsembleResults(join(dir, 'trades-b1-s3600', 'iterations-100', 'ensemble.json'));
+    expect(mine.config).toEqual(served14.config);
+    expect(mine.images.ids).toEqual(served14.images.ids);
+    expect(mine.modelSet.files.s2snet).toBe(byName['trades-b1-s3600-encoder'].ensemble.modelSet.files.s2snet);
+    const h = (eps: number) => {
+      const r = row(mine, 'defended', eps);
+      const c = pairedCounts(r.outcomes, row(served14, 'defended', eps).outcomes);
+      return [`${(100 * r.accuracy).toFixed(1)} % [${r.ci.map((v) => (100 * v).toFixed(1)).join(', ')}]`, (100 * row(served14, 'defended', eps).accuracy).toFixed(1), `${c.onlyA} / ${c.onlyB}`, mcnemar(c.onlyA, c.onlyB).toExponential(1)];
+    };
+    const [a, b] = [h(0.05), h(0.1)];
+    expect([...a, ...b]).toEqual(['66.7 % [63.7, 69.6]', '61.4', '70 / 17', '8.4e-9', '44.5 % [41.4, 47.6]', '37.1', '84 / 10', '1.0e-15']);
+    expect(text).toContain(`worst case **${a[0]} at ε = 0.05 and ${b[0]} at ε = 0.1**, against 1.4.0's ${a[1]} and ${b[1]} % on the same images with the same attack (${a[2]} images, p = ${a[3]}; ${b[2]}, p = ${b[3]})`);
+    expect(row(mine, 'defended', 0.05).ci[0]).toBeGreaterThan(0.6);
+    expect(row(served14, 'defended', 0.05).ci[0]).toBeLessThan(0.6);
+    expect(Math.round(mine.run.cpuSeconds)).toBe(2920);
+    expect(text).toContain('ε = 0.05 and 0.1, 2,920 CPU s');
+  });
 });
