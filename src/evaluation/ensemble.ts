@@ -52,7 +52,7 @@ export { ENSEMBLE_COMBINED } from './ensemble-derived';
  * feature-mse (the unit of the penalty), and counts its examples as the
  * detector-aware setting does.
  */
-export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda' | 'detector-aware' | 'detector-aware-features';
+export type EnsembleSettingName = 'undefended' | 'whitebox' | 'whitebox-bpda' | 'graybox' | 'autoencoder' | 'autoencoder-bpda' | 'transfer-ae' | 'detector-aware' | 'detector-aware-features';
 
 /** Where gradients come from: a model, f's gradient passed straight through a purifier, f and f ∘ s together, or f ∘ s less the feature-space error. */
 export type EnsembleSource = ModelKey | 'bpda-s' | 'bpda-ae' | 'f+fs' | 'fs-features';
@@ -77,6 +77,9 @@ export const ENSEMBLE_SETTINGS: readonly EnsembleSetting[] = [
   { name: 'graybox', source: 'fs', target: 'f', description: 'gradients of f ∘ s, judged on f (defence by removal)' },
   { name: 'autoencoder', source: 'fae', target: 'fae', description: 'gradients of f ∘ AE, judged on f ∘ AE (plain-AE baseline)' },
   { name: 'autoencoder-bpda', source: 'bpda-ae', target: 'fae', description: "f's gradient at AE(x) passed straight through the AE, judged on f ∘ AE" },
+  // A transfer attack: the set's autoencoder as the attacker's surrogate for s. With another S2SNet in that slot it
+  // checks that a white-box figure is not a gradient that hides (examples made on a twin should do no better).
+  { name: 'transfer-ae', source: 'fae', target: 'fs', description: "gradients of f ∘ AE (the set's autoencoder as a surrogate for s), judged on f ∘ s: a transfer attack" },
   { name: 'detector-aware', source: 'f+fs', target: 'fs', description: 'gradients of L(f) + L(f ∘ s), judged on f ∘ s behind the KL detector: robust means f ∘ s right or the example flagged' },
   {
     name: 'detector-aware-features',

@@ -127,7 +127,7 @@ export function register(program: Command): void {
     .option('--cw-const <c>', 'CW initial constant c (default 0.1)')
     .option('--attack-limit <list>', 'run an attack on N of the selected images only (evenly spread, so shards share the cost), e.g. cw=200,pgd+eot=500 (CW costs ~500 gradient passes per image)')
     .option('--members <list>', `ensemble members, run in this order on the images still robust: ${MEMBER_NAMES.join(', ')}`, MEMBER_NAMES.join(','))
-    .option('--ensemble-settings <list>', 'ensemble settings: undefended, whitebox, whitebox-bpda, graybox, autoencoder, autoencoder-bpda, detector-aware, detector-aware-features (the last two not in the default)', DEFAULT_ENSEMBLE_SETTINGS.join(','))
+    .option('--ensemble-settings <list>', 'ensemble settings: undefended, whitebox, whitebox-bpda, graybox, autoencoder, autoencoder-bpda, transfer-ae, detector-aware, detector-aware-features (the last three not in the default)', DEFAULT_ENSEMBLE_SETTINGS.join(','))
     .option('--apgd-iterations <n>', `APGD iterations (default ${ENSEMBLE_DEFAULTS.iterations})`)
     .option('--apgd-restarts <n>', `APGD random restarts for apgd-ce and apgd-dlr (default ${ENSEMBLE_DEFAULTS.restarts})`)
     .option('--apgd-targets <n>', `APGD-T target classes (default ${ENSEMBLE_DEFAULTS.targetClasses})`)
