@@ -312,4 +312,25 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(Math.round(mine.run.cpuSeconds)).toBe(2920);
     expect(text).toContain('ε = 0.05 and 0.1, 2,920 CPU s');
   });
+  it('the encoder variant under 5 restarts and 9 targets: the worst-case report\'s 200 images and attack, figures recomputed', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const strong = readEnsembleResults(join(dir, 'trades-b1-s3600-encoder', 'stronger-200', 'ensemble.json'));
+    const served14 = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case', 'stronger-200', 'ensemble.json'));
+    const oneRestart = readEnsembleResults(join(dir, 'trades-b1-s3600-encoder', 'iterations-100', 'ensemble.json'));
+    expect(strong.images.ids).toEqual(served14.images.ids);
+    expect(strong.config).toEqual({ ...served14.config, eps: [0.05] });
+    expect(strong.modelSet.files.s2snet).toBe(byName['trades-b1-s3600-encoder'].ensemble.modelSet.files.s2snet);
+    const r = row(strong, 'defended', 0.05);
+    const c = pairedCounts(r.outcomes, row(served14, 'defended', 0.05).outcomes);
+    // the same 200 images under one restart, picked out of the 1,000-image run by id
+    const at = new Map(oneRestart.images.ids.map((id, i) => [id, i]));
+    const one = strong.images.ids.map((id) => row(oneRestart, 'defended', 0.05).outcomes[at.get(id)!]).join('');
+    const d = pairedCounts(r.outcomes, one);
+    expect([r.robust, `${(100 * r.accuracy).toFixed(1)} % [${r.ci.map((v) => (100 * v).toFixed(1)).join(', ')}]`, d.onlyB, d.onlyA, row(served14, 'defended', 0.05).robust, `${c.onlyA} / ${c.onlyB}`, shownP(mcnemar(c.onlyA, c.onlyB))]).toEqual([
+      130, '65.0 % [58.2, 71.3]', 5, 0, 120, '13 / 3', '0.021',
+    ]);
+    expect(text).toContain('it keeps **130 of 200 (65.0 % [58.2, 71.3])**: 5 images fewer than one restart on the same 200 (none gained), against 1.4.0\'s 120 of 200 under the same attack (13 / 3 images, p = 0.021)');
+    expect(Math.round(strong.run.cpuSeconds)).toBe(1379);
+    expect(text).toContain('ε = 0.05, white-box and BPDA, 1,379 CPU s');
+  });
 });
