@@ -333,4 +333,27 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(Math.round(strong.run.cpuSeconds)).toBe(1379);
     expect(text).toContain('ε = 0.05, white-box and BPDA, 1,379 CPU s');
   });
+  it('the encoder variant against examples transferred from its frozen twin: the set is what it says, figures recomputed', () => {
+    const text = readme.replace(/\s+/g, ' ');
+    const folder = join(dir, 'trades-b1-s3600-encoder', 'transfer-from-1.4.0');
+    const transfer = readEnsembleResults(join(folder, 'ensemble.json'));
+    const hundred = readEnsembleResults(join(dir, 'trades-b1-s3600-encoder', 'iterations-100', 'ensemble.json'));
+    const served14 = JSON.parse(readFileSync(join(ROOT, 'models', 'fashion-mnist', 'manifest.json'), 'utf8')) as { version: string; files: Record<string, { sha256: string }> };
+    expect(served14.version).toBe('1.4.0');
+    // the surrogate in the autoencoder slot is 1.4.0's S2SNet; judged is the variant's
+    expect(transfer.modelSet.files).toMatchObject({ classifier: served14.files.classifier.sha256, autoencoder: served14.files.s2snet.sha256, s2snet: hundred.modelSet.files.s2snet });
+    expect(transfer.config).toEqual({ ...hundred.config, settings: ['transfer-ae'] });
+    expect(transfer.images.ids).toEqual(hundred.images.ids);
+    const cells = [0.05, 0.1].map((eps) => {
+      const t = row(transfer, 'transfer-ae', eps);
+      const w = row(hundred, 'whitebox', eps);
+      const c = pairedCounts(t.outcomes, w.outcomes);
+      expect(t).toMatchObject({ source: 'fae', target: 'fs' });
+      return [(100 * t.accuracy).toFixed(1), (100 * w.accuracy).toFixed(1), c.onlyB];
+    });
+    expect(cells).toEqual([['83.2', '66.8', 0], ['72.4', '44.5', 0]]);
+    expect(text).toContain('leaves 83.2 % at ε = 0.05 and 72.4 % at ε = 0.1, against 66.8 and 44.5 % for the white-box attack on the variant itself, and breaks **no** image that the white-box attack left robust (0 at either ε)');
+    expect(Math.round(transfer.run.cpuSeconds)).toBe(1732);
+    expect(text).toContain('the same 1,000 images, both ε, 1,732 CPU s');
+  });
 });
