@@ -24,6 +24,9 @@ const row = (r: EnsembleResults, setting: string, eps: number) => {
   return x;
 };
 
+/** Robust accuracy with its 95 % Wilson interval, as the prose writes it: 66.7 % [63.7, 69.6]. */
+const withCi = (r: { accuracy: number; ci: [number, number] }) => `${(100 * r.accuracy).toFixed(1)} % [${r.ci.map((v) => (100 * v).toFixed(1)).join(', ')}]`;
+
 /** A p-value as the tables write it: two decimals from 0.1, two significant digits down to 0.001, then 1.8e-6 style. */
 const shownP = (p: number) => (p >= 0.1 ? String(Number(p.toFixed(2))) : p >= 0.001 ? String(Number(p.toPrecision(2))) : p.toExponential(1));
 
@@ -39,6 +42,13 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
   const { baseline, entries } = readAblation(dir);
   const readme = readFileSync(join(dir, 'README.md'), 'utf8');
   const byName = Object.fromEntries(entries.map((e) => [e.recipe, e]));
+  /** Images robust only under a / only under b at a setting and ε, with the exact McNemar p, as the prose writes them. */
+  const pairBetween = (a: string, b: string, setting: string, eps: number) => {
+    const c = pairedCounts(row(byName[a].ensemble, setting, eps).outcomes, row(byName[b].ensemble, setting, eps).outcomes);
+    return `${c.onlyA} / ${c.onlyB}, p = ${shownP(mcnemar(c.onlyA, c.onlyB))}`;
+  };
+  const grayRel05 = (name: string) => row(byName[name].ensemble, 'graybox', 0.05).relative!.toFixed(3);
+  const trainRecord = (name: string) => JSON.parse(readFileSync(join(dir, name, 'train.json'), 'utf8')) as { cpuSeconds: number; recipe: Record<string, unknown> };
 
   it('the table block is the summary of the committed runs, all on the same 1,000 images with the same attack', () => {
     const block = /<!-- ablation:table -->\n([\s\S]*?)<!-- \/ablation:table -->/.exec(readme)?.[1];
@@ -214,7 +224,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const h = (eps: number) => {
       const r = row(hundred, 'defended', eps);
       const c = pairedCounts(r.outcomes, row(headline, 'defended', eps).outcomes);
-      return [`${(100 * r.accuracy).toFixed(1)} % [${r.ci.map((v) => (100 * v).toFixed(1)).join(', ')}]`, `${(100 * row(headline, 'defended', eps).accuracy).toFixed(1)}`, `${c.onlyA} / ${c.onlyB}, p = ${mcnemar(c.onlyA, c.onlyB).toExponential(1)}`];
+      return [withCi(r), `${(100 * row(headline, 'defended', eps).accuracy).toFixed(1)}`, `${c.onlyA} / ${c.onlyB}, p = ${mcnemar(c.onlyA, c.onlyB).toExponential(1)}`];
     };
     expect([...h(0.05), ...h(0.1)]).toEqual(['61.4 % [58.3, 64.4]', '54.9', '76 / 11, p = 4.2e-13', '37.1 % [34.2, 40.1]', '26.9', '106 / 4, p = 9.2e-27']);
     expect(text).toContain('worst case **61.4 % [58.3, 64.4] at ε = 0.05 and 37.1 % [34.2, 40.1] at ε = 0.1**, against the served set\'s 54.9 and 26.9 % (76 / 11 images, p = 4.2e-13; 106 / 4, p = 9.2e-27)');
@@ -226,8 +236,8 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const longer = 'trades-b05-s7200';
     const half = 'trades-b05-s3600';
     const served14 = 'trades-b1-s3600';
-    const train = JSON.parse(readFileSync(join(dir, longer, 'train.json'), 'utf8')) as { cpuSeconds: number; recipe: Record<string, unknown> };
-    const trainHalf = JSON.parse(readFileSync(join(dir, half, 'train.json'), 'utf8')) as { recipe: Record<string, unknown> };
+    const train = trainRecord(longer);
+    const trainHalf = trainRecord(half);
     expect(train.recipe).toMatchObject({ loss: 'trades', beta: 0.5, steps: 7200, batchSize: 32, lr: 0.001, seed: 1 });
     // everything else as the 3,600-step run
     expect({ ...train.recipe, steps: 3600 }).toEqual(trainHalf.recipe);
@@ -235,10 +245,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     expect(Math.round(byName[longer].ensemble.run.cpuSeconds)).toBe(987);
     expect(text).toContain('3,922 CPU s of training, 987 CPU s of evaluation');
     const pct = (name: string, setting: string, eps: number) => (100 * row(byName[name].ensemble, setting, eps).accuracy).toFixed(1);
-    const pair = (a: string, b: string, setting: string, eps: number) => {
-      const c = pairedCounts(row(byName[a].ensemble, setting, eps).outcomes, row(byName[b].ensemble, setting, eps).outcomes);
-      return `${c.onlyA} / ${c.onlyB}, p = ${shownP(mcnemar(c.onlyA, c.onlyB))}`;
-    };
+    const pair = pairBetween;
     expect(text).toContain(`63.4 against 64.2 % at ε = 0.05 (${pair(longer, served14, 'defended', 0.05).replace(', p', ' images, p')})`);
     expect(text).toContain(`40.1 against 41.4 % at ε = 0.1 (${pair(longer, served14, 'defended', 0.1)})`);
     expect([pct(longer, 'defended', 0.05), pct(served14, 'defended', 0.05), pct(longer, 'defended', 0.1), pct(served14, 'defended', 0.1)]).toEqual(['63.4', '64.2', '40.1', '41.4']);
@@ -246,8 +253,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const clean = byName[longer].cleanTop1!;
     expect([(100 * clean).toFixed(2), ((f - clean) * 100).toFixed(2), ((clean - byName[half].cleanTop1!) * 100).toFixed(2)]).toEqual(['90.55', '1.82', '0.35']);
     expect(text).toContain('**90.55 %**, a gap to f of **1.82 points** (1.4.0: 2.81; goal ≤ 1.5, still not met)');
-    const rel = (name: string) => row(byName[name].ensemble, 'graybox', 0.05).relative!.toFixed(3);
-    expect([rel(longer), rel(served14)]).toEqual(['0.866', '0.882']);
+    expect([grayRel05(longer), grayRel05(served14)]).toEqual(['0.866', '0.882']);
     expect(text).toContain(`relative 0.866 at ε = 0.05 against 0.882 (${pair(longer, served14, 'graybox', 0.05).replace(', p', ' images, p')})`);
     expect(text).toContain(`(40.1 against 37.1 %, ${pair(longer, half, 'defended', 0.1)}) and 0.35 clean points`);
   });
@@ -255,16 +261,13 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const text = readme.replace(/\s+/g, ' ');
     const f = advFsSetManifest().metrics.top1.classifier;
     const pct = (name: string, setting: string, eps: number) => `${(100 * row(byName[name].ensemble, setting, eps).accuracy).toFixed(1)} %`;
-    const rel = (name: string) => row(byName[name].ensemble, 'graybox', 0.05).relative!.toFixed(3);
+    const rel = grayRel05;
     const clean = (name: string) => `${(100 * byName[name].cleanTop1!).toFixed(2)} % (${((f - byName[name].cleanTop1!) * 100).toFixed(2)})`;
-    const pair = (a: string, b: string, setting: string, eps: number) => {
-      const c = pairedCounts(row(byName[a].ensemble, setting, eps).outcomes, row(byName[b].ensemble, setting, eps).outcomes);
-      return `${c.onlyA} / ${c.onlyB}, p = ${shownP(mcnemar(c.onlyA, c.onlyB))}`;
-    };
-    const cpu = (name: string) => (JSON.parse(readFileSync(join(dir, name, 'train.json'), 'utf8')) as { cpuSeconds: number }).cpuSeconds;
+    const pair = pairBetween;
+    const cpu = (name: string) => trainRecord(name).cpuSeconds;
     const thousands = (x: number) => Math.round(x).toLocaleString('en-US');
     for (const [variant, twin] of ENCODER) {
-      const recipe = (name: string) => (JSON.parse(readFileSync(join(dir, name, 'train.json'), 'utf8')) as { recipe: Record<string, unknown> }).recipe;
+      const recipe = (name: string) => trainRecord(name).recipe;
       // the same run but for what stage 2 trained
       expect(recipe(variant).trained).toBe('encoder.* and decoder.* (variant: encoder not frozen); classifier frozen');
       expect(recipe(twin).trained).toBe('decoder.* only; encoder and classifier frozen');
@@ -302,7 +305,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const h = (eps: number) => {
       const r = row(mine, 'defended', eps);
       const c = pairedCounts(r.outcomes, row(served14, 'defended', eps).outcomes);
-      return [`${(100 * r.accuracy).toFixed(1)} % [${r.ci.map((v) => (100 * v).toFixed(1)).join(', ')}]`, (100 * row(served14, 'defended', eps).accuracy).toFixed(1), `${c.onlyA} / ${c.onlyB}`, mcnemar(c.onlyA, c.onlyB).toExponential(1)];
+      return [withCi(r), (100 * row(served14, 'defended', eps).accuracy).toFixed(1), `${c.onlyA} / ${c.onlyB}`, mcnemar(c.onlyA, c.onlyB).toExponential(1)];
     };
     const [a, b] = [h(0.05), h(0.1)];
     expect([...a, ...b]).toEqual(['66.7 % [63.7, 69.6]', '61.4', '70 / 17', '8.4e-9', '44.5 % [41.4, 47.6]', '37.1', '84 / 10', '1.0e-15']);
@@ -326,7 +329,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const at = new Map(oneRestart.images.ids.map((id, i) => [id, i]));
     const one = strong.images.ids.map((id) => row(oneRestart, 'defended', 0.05).outcomes[at.get(id)!]).join('');
     const d = pairedCounts(r.outcomes, one);
-    expect([r.robust, `${(100 * r.accuracy).toFixed(1)} % [${r.ci.map((v) => (100 * v).toFixed(1)).join(', ')}]`, d.onlyB, d.onlyA, row(served14, 'defended', 0.05).robust, `${c.onlyA} / ${c.onlyB}`, shownP(mcnemar(c.onlyA, c.onlyB))]).toEqual([
+    expect([r.robust, withCi(r), d.onlyB, d.onlyA, row(served14, 'defended', 0.05).robust, `${c.onlyA} / ${c.onlyB}`, shownP(mcnemar(c.onlyA, c.onlyB))]).toEqual([
       130, '65.0 % [58.2, 71.3]', 5, 0, 120, '13 / 3', '0.021',
     ]);
     expect(text).toContain('it keeps **130 of 200 (65.0 % [58.2, 71.3])**: 5 images fewer than one restart on the same 200 (none gained), against 1.4.0\'s 120 of 200 under the same attack (13 / 3 images, p = 0.021)');
