@@ -5,7 +5,8 @@ import { servedBase } from '../../src/certify/certifying-model';
 import { loadModelSet } from '../../src/models/loader';
 import { loadModel } from '../../src/onnx/io';
 import { differingInitializers } from '../../src/pipeline/frozen';
-import { ADVERSARIAL_FS_STAGE2, DEFAULT_STAGE2, Recipe, buildDefaultSets, namedRecipe, stage2Record, stageIds } from '../../src/pipeline/default-set';
+import { ADVERSARIAL_FS_STAGE2, DEFAULT_STAGE2, Recipe, TRADES_STAGE2, buildDefaultSets, namedRecipe, stage2Record, stageIds } from '../../src/pipeline/default-set';
+import { trainedRecord } from '../../src/pipeline/train-s2snet';
 import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
 
 /**
@@ -96,6 +97,20 @@ describe('default-set recipe (tiny recipe, committed subset)', () => {
     expect(differingInitializers(loadModel(set.paths.autoencoder!), loadModel(set.paths.s2snet!), 'encoder.')).toEqual([]);
   });
 
+  it("a plan with trainEncoder trains the S2SNet's encoder too (the 1.5.0 variant) and records it in the manifest and the S2SNet", async () => {
+    const own: Recipe = {
+      ...recipe,
+      classifiers: [{ ...recipe.classifiers[0], smoothing: undefined, s2snet: { loss: 'ce', recipe: 'adversarial-trades', beta: 1, trainEncoder: true, settings: { epochs: 1, batchSize: 8, lr: 1e-3, seed: 9 } } }],
+    };
+    const dir = join(root, 'encoder');
+    await buildDefaultSets({ ...base, recipe: own, out: join(dir, 'models'), work: join(dir, 'work'), only: ['autoencoder', 'classifier:mlp', 's2snet:mlp', 'sets'] });
+    const set = await loadModelSet(join(dir, 'models', 'fm-mlp'));
+    const variant = 'encoder.* and decoder.* (variant: encoder not frozen); classifier frozen';
+    expect((set.manifest.metrics as { training: { s2snet: unknown } }).training.s2snet).toMatchObject({ recipe: 'adversarial-trades(β 1)', trained: variant, seed: 9 });
+    expect(JSON.parse(loadModel(set.paths.s2snet!).metadata![STAGE2_RECIPE_METADATA])).toMatchObject({ trained: variant });
+    expect(differingInitializers(loadModel(set.paths.autoencoder!), loadModel(set.paths.s2snet!), 'encoder.').length).toBeGreaterThan(0);
+  });
+
   it('a second resumed run retrains nothing and reproduces the sets byte for byte', async () => {
     const before = readFileSync(join(out, 'fm-mlp', 'manifest.json'), 'utf8');
     const r = await buildDefaultSets({ ...base, resume: true });
@@ -105,12 +120,14 @@ describe('default-set recipe (tiny recipe, committed subset)', () => {
 });
 
 describe('the default stage-2 plans', () => {
-  it("1.4.0's plan carries β to the TRADES recipe and records the settings `s2s train s2snet` records, so either command trains the same graph", () => {
+  it("1.5.0's plan is 1.4.0's TRADES plan with the encoder trained; both record the settings `s2s train s2snet` records, so either command trains the same graph", () => {
     const r = namedRecipe(DEFAULT_STAGE2)!;
     expect([r.name, r.loss, r.beta]).toEqual(['adversarial-trades(β 1)', 'trades', 1]);
+    expect(DEFAULT_STAGE2).toEqual({ ...TRADES_STAGE2, trainEncoder: true });
     // the CLI's settings carry the optimizer; the graph's recorded JSON must match key for key
     expect(Object.keys(DEFAULT_STAGE2.settings)).toEqual(['epochs', 'steps', 'batchSize', 'lr', 'weightDecay', 'optimizer', 'seed']);
-    expect(stage2Record(DEFAULT_STAGE2)).toMatchObject({ recipe: 'adversarial-trades(β 1)', loss: 'trades', beta: 1, steps: 3600, batchSize: 32 });
+    expect(stage2Record(DEFAULT_STAGE2)).toMatchObject({ recipe: 'adversarial-trades(β 1)', loss: 'trades', beta: 1, steps: 3600, batchSize: 32, trained: trainedRecord(true) });
+    expect(stage2Record(TRADES_STAGE2)).toMatchObject({ steps: 3600, trained: trainedRecord(false) });
   });
 
   it("1.3.0's plan is kept as a named variant", () => {

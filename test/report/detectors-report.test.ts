@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DetectorResults } from '../../src/evaluation/detector-comparison';
 import { detectorsMarkdown } from '../../src/report/detectors-summary';
-import { ROOT, advFsSetManifest, servedSetManifest } from './paper-set';
+import { ROOT, advFsSetManifest, servedSetManifest, tradesSetManifest } from './paper-set';
 import { wilson } from '../../src/evaluation/statistics';
 
 /**
@@ -68,10 +68,11 @@ describe('reports/fashion-mnist-detectors/served', () => {
 describe('reports/fashion-mnist-detectors/served-1.4.0', () => {
   const latest = JSON.parse(readFileSync(join(dir, 'served-1.4.0', 'detectors.json'), 'utf8')) as DetectorResults;
 
-  it('is the same run on the set served since 1.4.0: its graphs, its KL threshold, the same images', () => {
-    const served = servedSetManifest() as ReturnType<typeof servedSetManifest> & { detection: { threshold: number } };
+  it('is the same run on the set served in 1.4.0: its graphs (kept in reports/fashion-mnist-worst-case-1.4.0/models), its KL threshold, the same images', () => {
+    const served = tradesSetManifest() as ReturnType<typeof tradesSetManifest> & { detection: { threshold: number } };
     expect([latest.modelSet.name, latest.modelSet.version]).toEqual([served.name, '1.4.0']);
     expect(served.version).toBe('1.4.0');
+    expect(latest.modelSet.manifestThreshold).toBe(served.detection.threshold);
     expect(latest.klThresholdCheck.recomputed).toBe(served.detection.threshold);
     expect(latest.data.rows).toEqual(run.data.rows);
     expect(latest.config).toEqual(run.config);
@@ -99,5 +100,45 @@ describe('reports/fashion-mnist-detectors/served-1.4.0', () => {
     expect(undefended.scores.kl.auc!.toFixed(3)).toBe('0.979');
     expect(text).toContain('AUC 0.979 against BIM-10 at ε = 0.05 in the undefended setting (goal ≥ 0.95; 1.3.0: 0.987)');
     expect(undefended.versusKl['feature-mse']).toMatchObject({ onlyCandidate: 20, onlyKl: 79 });
+  });
+});
+
+describe('reports/fashion-mnist-detectors/served-1.5.0', () => {
+  const latest = JSON.parse(readFileSync(join(dir, 'served-1.5.0', 'detectors.json'), 'utf8')) as DetectorResults;
+
+  it('is the same run on the set served since 1.5.0: its version, its KL threshold, the same images', () => {
+    const served = servedSetManifest() as ReturnType<typeof servedSetManifest> & { detection: { threshold: number } };
+    expect([latest.modelSet.name, latest.modelSet.version, served.version]).toEqual([served.name, '1.5.0', '1.5.0']);
+    expect(latest.modelSet.manifestThreshold).toBe(served.detection.threshold);
+    expect(latest.klThresholdCheck.recomputed).toBe(served.detection.threshold);
+    expect(latest.data.rows).toEqual(run.data.rows);
+    expect(latest.config).toEqual(run.config);
+    expect(readFileSync(join(dir, 'served-1.5.0', 'summary.md'), 'utf8')).toBe(detectorsMarkdown(latest));
+  });
+
+  it('the README’s 1.5.0 table and the noise-draw comparison are the run’s, recounted', () => {
+    const text = readFileSync(join(dir, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    const plain = text.replace(/\*\*/g, '');
+    const cell = (k: number, n: number) => `${((100 * k) / n).toFixed(1)} % [${wilson(k, n).map((v) => (v * 100).toFixed(1)).join(', ')}]`;
+    const stated: Array<[string, number, number, number, number]> = [
+      ['undefended', 393, 464, 368, 347],
+      ['detector-aware', 33, 453, 17, 24],
+      ['feature-aware', 36, 453, 1, 0],
+    ];
+    for (const [name, successful, attacked, kl, feature] of stated) {
+      const s = latest.settings.find((x) => x.setting === name)!;
+      expect([s.successful, s.attacked, s.scores.kl.detected, s.scores['feature-mse'].detected]).toEqual([successful, attacked, kl, feature]);
+      const vs = s.versusKl['feature-mse'];
+      const p = vs.pValue >= 0.001 ? String(Number(vs.pValue.toPrecision(2))) : '< 0.001';
+      expect(plain).toContain(`(${successful} / ${attacked}) | ${cell(kl, successful)}`);
+      expect(plain).toContain(`| ${cell(feature, successful)} (${vs.onlyCandidate} vs ${vs.onlyKl}, p = ${p})`);
+    }
+    const undefended = latest.settings.find((x) => x.setting === 'undefended')!;
+    expect(undefended.scores.kl.auc!.toFixed(3)).toBe('0.983');
+    expect(text).toContain('AUC 0.983 against BIM-10 at ε = 0.05 in the undefended setting (goal ≥ 0.95; 1.4.0: 0.979)');
+    const noise = (name: string) => latest.settings.find((x) => x.setting === name)!.versusKl['kl-noise'];
+    expect([noise('undefended').onlyCandidate, noise('undefended').onlyKl, noise('undefended').pValue.toFixed(3)]).toEqual([10, 2, '0.039']);
+    expect([noise('detector-aware').onlyCandidate, noise('detector-aware').onlyKl, noise('detector-aware').pValue.toFixed(3)]).toEqual([9, 2, '0.065']);
+    expect(text).toContain('(95.7 %, 10 vs 2 images, p = 0.039) and KL-aware ones (72.7 %, 9 vs 2, p = 0.065)');
   });
 });

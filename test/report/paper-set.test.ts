@@ -5,9 +5,9 @@ import { encodeModel, loadModel } from '../../src/onnx/io';
 import { IDENTITY_NORMALISATION, canonicalClassifier, composeDefended } from '../../src/pipeline/compose';
 import { assertEncoderFrozen } from '../../src/pipeline/frozen';
 import { STAGE2_RECIPE_METADATA } from '../../src/pipeline/recipes/recipe';
-import { ADVERSARIAL_FS_STAGE2, PAPER_STAGE2, stage2Record } from '../../src/pipeline/default-set';
+import { ADVERSARIAL_FS_STAGE2, PAPER_STAGE2, TRADES_STAGE2, stage2Record } from '../../src/pipeline/default-set';
 import { trainedRecord } from '../../src/pipeline/train-s2snet';
-import { ADV_FS_SET_DIR, PAPER_SET_DIR, SERVED_SET_DIR, SetManifest, advFsSetManifest, paperSetManifest, servedSetManifest } from './paper-set';
+import { ADV_FS_SET_DIR, PAPER_SET_DIR, SERVED_SET_DIR, SetManifest, TRADES_SET_DIR, advFsSetManifest, paperSetManifest, servedSetManifest, tradesSetManifest } from './paper-set';
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -51,7 +51,7 @@ describe('the 1.3.0 default set (adversarial-fs stage 2) that the reports made w
   const served = servedSetManifest();
 
   it('is the served set but for its S2SNet and the graphs and figures that follow from it', () => {
-    expect([kept.name, kept.version, served.version]).toEqual([served.name, '1.3.0', '1.4.0']);
+    expect([kept.name, kept.version, served.version]).toEqual([served.name, '1.3.0', '1.5.0']);
     for (const key of ['classifier', 'autoencoder', 'smoothing']) expect(kept.files[key].sha256).toBe(served.files[key].sha256);
     for (const key of ['s2snet', 'defended']) expect(kept.files[key].sha256).not.toBe(served.files[key].sha256);
     expect([kept.metrics.top1.classifier, kept.metrics.top1.autoencoder]).toEqual([served.metrics.top1.classifier, served.metrics.top1.autoencoder]);
@@ -62,5 +62,24 @@ describe('the 1.3.0 default set (adversarial-fs stage 2) that the reports made w
     const recorded = (kept.metrics as unknown as { training: { s2snet: Record<string, unknown> } }).training.s2snet;
     expect(recorded).toEqual(stage2Record(ADVERSARIAL_FS_STAGE2));
     expect(JSON.parse(s2snet.metadata![STAGE2_RECIPE_METADATA])).toMatchObject({ recipe: recorded.recipe, steps: 1800, batchSize: 64 });
+  });
+});
+
+describe('the 1.4.0 default set (TRADES, encoder frozen) that the reports made while it was served evaluated', () => {
+  const kept = tradesSetManifest();
+  const served = servedSetManifest();
+
+  it('is the served set but for its S2SNet and the graphs and figures that follow from it', () => {
+    expect([kept.name, kept.version, served.version]).toEqual([served.name, '1.4.0', '1.5.0']);
+    for (const key of ['classifier', 'autoencoder', 'smoothing']) expect(kept.files[key].sha256).toBe(served.files[key].sha256);
+    for (const key of ['s2snet', 'defended']) expect(kept.files[key].sha256).not.toBe(served.files[key].sha256);
+    expect([kept.metrics.top1.classifier, kept.metrics.top1.autoencoder]).toEqual([served.metrics.top1.classifier, served.metrics.top1.autoencoder]);
+  });
+
+  it('keeps its S2SNet byte for byte, trained as TRADES_STAGE2 records (the served recipe but for the encoder); its defended graph is that S2SNet composed with the served classifier', () => {
+    const s2snet = checkKeptS2SNet(TRADES_SET_DIR, kept);
+    const recorded = (kept.metrics as unknown as { training: { s2snet: Record<string, unknown> } }).training.s2snet;
+    expect(recorded).toEqual(stage2Record(TRADES_STAGE2));
+    expect(JSON.parse(s2snet.metadata![STAGE2_RECIPE_METADATA])).toMatchObject({ recipe: recorded.recipe, steps: 3600, batchSize: 32, trained: trainedRecord(false) });
   });
 });

@@ -32,3 +32,13 @@ export const ADV_FS_SET_DIR = join(ROOT, 'reports', 'fashion-mnist-worst-case-1.
 export const paperSetManifest = (): SetManifest => JSON.parse(readFileSync(join(PAPER_SET_DIR, 'manifest.json'), 'utf8')) as SetManifest;
 export const servedSetManifest = (): SetManifest => JSON.parse(readFileSync(join(SERVED_SET_DIR, 'manifest.json'), 'utf8')) as SetManifest;
 export const advFsSetManifest = (): SetManifest => JSON.parse(readFileSync(join(ADV_FS_SET_DIR, 'manifest.json'), 'utf8')) as SetManifest;
+
+/**
+ * The default set as served in 1.4.0, whose S2SNet's decoder was trained with
+ * TRADES' loss, encoder frozen (`TRADES_STAGE2`). The reports made while it
+ * was served are checked against this record since 1.5.0: its manifest and
+ * S2SNet are kept in reports/fashion-mnist-worst-case-1.4.0/models/, the rest
+ * are the served files.
+ */
+export const TRADES_SET_DIR = join(ROOT, 'reports', 'fashion-mnist-worst-case-1.4.0', 'models');
+export const tradesSetManifest = (): SetManifest => JSON.parse(readFileSync(join(TRADES_SET_DIR, 'manifest.json'), 'utf8')) as SetManifest;

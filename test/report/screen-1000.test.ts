@@ -318,7 +318,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
   it('the encoder variant under 5 restarts and 9 targets: the worst-case report\'s 200 images and attack, figures recomputed', () => {
     const text = readme.replace(/\s+/g, ' ');
     const strong = readEnsembleResults(join(dir, 'trades-b1-s3600-encoder', 'stronger-200', 'ensemble.json'));
-    const served14 = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case', 'stronger-200', 'ensemble.json'));
+    const served14 = readEnsembleResults(join(ROOT, 'reports', 'fashion-mnist-worst-case-1.4.0', 'stronger-200', 'ensemble.json'));
     const oneRestart = readEnsembleResults(join(dir, 'trades-b1-s3600-encoder', 'iterations-100', 'ensemble.json'));
     expect(strong.images.ids).toEqual(served14.images.ids);
     expect(strong.config).toEqual({ ...served14.config, eps: [0.05] });
@@ -341,7 +341,7 @@ describe('reports/fashion-mnist-ablation/screen-1000', () => {
     const folder = join(dir, 'trades-b1-s3600-encoder', 'transfer-from-1.4.0');
     const transfer = readEnsembleResults(join(folder, 'ensemble.json'));
     const hundred = readEnsembleResults(join(dir, 'trades-b1-s3600-encoder', 'iterations-100', 'ensemble.json'));
-    const served14 = JSON.parse(readFileSync(join(ROOT, 'models', 'fashion-mnist', 'manifest.json'), 'utf8')) as { version: string; files: Record<string, { sha256: string }> };
+    const served14 = JSON.parse(readFileSync(join(ROOT, 'reports', 'fashion-mnist-worst-case-1.4.0', 'models', 'manifest.json'), 'utf8')) as { version: string; files: Record<string, { sha256: string }> };
     expect(served14.version).toBe('1.4.0');
     // the surrogate in the autoencoder slot is 1.4.0's S2SNet; judged is the variant's
     expect(transfer.modelSet.files).toMatchObject({ classifier: served14.files.classifier.sha256, autoencoder: served14.files.s2snet.sha256, s2snet: hundred.modelSet.files.s2snet });
