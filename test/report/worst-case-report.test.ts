@@ -107,4 +107,27 @@ describe('reports/fashion-mnist-worst-case (the served 1.5.0 set)', () => {
     expect([blind.robustOrDetected, interval(blind.robustOrDetected, 1000)]).toEqual([749, '72.1, 77.5']);
     expect(text).toContain('74.9 % [72.1, 77.5] correctly or refuses');
   });
+
+  it('the detector-aware ensemble attacked the served set on the same images; the counts its section states are recomputed from the outcomes', () => {
+    const aware = readEnsembleResults(join(dir, 'detector-aware', 'ensemble.json'));
+    const served = servedSetManifest();
+    for (const key of ['classifier', 'autoencoder', 's2snet', 'defended']) expect(aware.modelSet.files[key]).toBe(served.files[key].sha256);
+    expect(block(report, 'fashion-mnist-detector-aware')).toBe(ensembleMarkdown(aware));
+    expect(aware.images.ids).toEqual(results.images.ids);
+    expect(aware.config.params).toEqual(results.config.params);
+    expect(aware.config.settings).toEqual(['detector-aware']);
+    const blind = results.detection!.combined.find((c) => c.setting === 'defended' && c.eps === 0.05)!;
+    const a = outcome(aware, 'detector-aware', 0.05);
+    const c = pairedCounts(blind.outcomes, a.outcomes);
+    expect([a.robust, interval(a.robust, 1000), c.onlyA, c.onlyB, shownP(mcnemar(c.onlyA, c.onlyB))]).toEqual([747, '71.9, 77.3', 42, 40, '0.91']);
+    const robustUnderAll = (...rows: string[]) => [...rows[0]].filter((_, i) => rows.every((r) => r[i] === '1')).length;
+    const defended = outcome(results, 'defended', 0.05);
+    expect([robustUnderAll(blind.outcomes, a.outcomes), robustUnderAll(defended.outcomes, a.outcomes), defended.robust]).toEqual([707, 664, 667]);
+    expect([interval(707, 1000), interval(664, 1000)]).toEqual(['67.8, 73.4', '63.4, 69.3']);
+    expect(text).toContain('**74.7 % [71.9, 77.3] robust or detected** (1.4.0: 69.8 %)');
+    expect(text).toContain('42 images lost only to this attacker and 40 only to the detector-blind ensemble (exact McNemar p = 0.91)');
+    expect(text).toContain('**70.7 %** [67.8, 73.4], 707 of 1,000');
+    expect(text).toContain('(664 of 667 robust or detected)');
+    expect(text).toContain('keeps at most **66.4 %** [63.4, 69.3] at ε = 0.05');
+  });
 });
