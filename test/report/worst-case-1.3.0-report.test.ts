@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { EnsembleResults } from '../../src/evaluation/ensemble';
 import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
+import { block, outcome } from './ensemble-report';
 import { ROOT, advFsSetManifest } from './paper-set';
 
 /**
@@ -15,12 +16,6 @@ import { ROOT, advFsSetManifest } from './paper-set';
  * the runs it names.
  */
 const dir = join(ROOT, 'reports', 'fashion-mnist-worst-case-1.3.0');
-const block = (text: string, id: string) => new RegExp(`<!-- ensemble:${id} -->\\n([\\s\\S]*?)<!-- /ensemble:${id} -->`).exec(text)?.[1];
-const outcome = (r: EnsembleResults, setting: string, eps: number) => {
-  const row = [...r.combined, ...r.rows].find((x) => x.setting === setting && x.eps === eps);
-  if (!row) throw new Error(`no ${setting} row at ε = ${eps}`);
-  return row;
-};
 
 describe('reports/fashion-mnist-worst-case-1.3.0', () => {
   const results = readEnsembleResults(join(dir, 'ensemble.json'));

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mcnemar, pairedCounts, wilson } from '../../src/evaluation/statistics';
+import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { EnsembleResults } from '../../src/evaluation/ensemble';
 import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
+import { block, interval, outcome, pct, robustUnderAll, shownP } from './ensemble-report';
 import { ROOT, advFsSetManifest, tradesSetManifest } from './paper-set';
 
 /**
@@ -14,14 +15,6 @@ import { ROOT, advFsSetManifest, tradesSetManifest } from './paper-set';
  * recomputed from the per-image outcomes.
  */
 const dir = join(ROOT, 'reports', 'fashion-mnist-worst-case-1.4.0');
-const block = (text: string, id: string) => new RegExp(`<!-- ensemble:${id} -->\\n([\\s\\S]*?)<!-- /ensemble:${id} -->`).exec(text)?.[1];
-const outcome = (r: EnsembleResults, setting: string, eps: number) => {
-  const row = [...r.combined, ...r.rows].find((x) => x.setting === setting && x.eps === eps);
-  if (!row) throw new Error(`no ${setting} row at ε = ${eps}`);
-  return row;
-};
-/** p as the prose writes it: two significant digits, exponent form below 0.001. */
-const shownP = (p: number) => (p >= 0.001 ? String(Number(p.toPrecision(2))) : p.toExponential(1));
 
 describe('reports/fashion-mnist-worst-case-1.4.0 (the set served in 1.4.0)', () => {
   const results = readEnsembleResults(join(dir, 'ensemble.json'));
@@ -74,8 +67,7 @@ describe('reports/fashion-mnist-worst-case-1.4.0 (the set served in 1.4.0)', () 
   });
 
   it('every cell of the comparison with 1.3.0 is recomputed from both runs’ per-image outcomes', () => {
-    const pct = (n: number) => (n / 10).toFixed(1);
-    for (const setting of ['defended', 'whitebox-bpda', 'graybox']) {
+        for (const setting of ['defended', 'whitebox-bpda', 'graybox']) {
       for (const eps of [0.02, 0.05, 0.1]) {
         const a = outcome(results, setting, eps);
         const b = outcome(older, setting, eps);
@@ -104,10 +96,6 @@ describe('reports/fashion-mnist-worst-case-1.4.0 (the set served in 1.4.0)', () 
   const features = readEnsembleResults(join(dir, 'detector-aware-features', 'ensemble.json'));
   const stronger = readEnsembleResults(join(dir, 'stronger-200', 'ensemble.json'));
   const blind = () => results.detection!.combined.find((c) => c.setting === 'defended' && c.eps === 0.05)!;
-  /** Images robust (or robust or detected) in every one of the outcome strings. */
-  const robustUnderAll = (...rows: string[]) => [...rows[0]].filter((_, i) => rows.every((r) => r[i] === '1')).length;
-  /** A 95 % Wilson interval as the prose writes it. */
-  const interval = (k: number, n: number) => wilson(k, n).map((v) => (v * 100).toFixed(1)).join(', ');
   /** A further run of the 1.4.0 graphs; the detector-aware ones on the headline's images with its budget. */
   const expectRunOfServedSet = (run: EnsembleResults, id: string) => {
     const served = tradesSetManifest();

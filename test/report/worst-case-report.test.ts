@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mcnemar, pairedCounts, wilson } from '../../src/evaluation/statistics';
+import { mcnemar, pairedCounts } from '../../src/evaluation/statistics';
 import { EnsembleResults } from '../../src/evaluation/ensemble';
 import { ensembleMarkdown, readEnsembleResults } from '../../src/report/ensemble-summary';
+import { block, interval, outcome, pct, robustUnderAll, shownP } from './ensemble-report';
 import { ROOT, servedSetManifest, tradesSetManifest } from './paper-set';
 
 /**
@@ -14,17 +15,6 @@ import { ROOT, servedSetManifest, tradesSetManifest } from './paper-set';
  */
 const dir = join(ROOT, 'reports', 'fashion-mnist-worst-case');
 const screen = join(ROOT, 'reports', 'fashion-mnist-ablation', 'screen-1000', 'trades-b1-s3600-encoder');
-const block = (text: string, id: string) => new RegExp(`<!-- ensemble:${id} -->\\n([\\s\\S]*?)<!-- /ensemble:${id} -->`).exec(text)?.[1];
-const outcome = (r: EnsembleResults, setting: string, eps: number) => {
-  const row = [...r.combined, ...r.rows].find((x) => x.setting === setting && x.eps === eps);
-  if (!row) throw new Error(`no ${setting} row at ε = ${eps}`);
-  return row;
-};
-/** p as the prose writes it: two significant digits, exponent form below 0.001. */
-const shownP = (p: number) => (p >= 0.001 ? String(Number(p.toPrecision(2))) : p.toExponential(1));
-const pct = (n: number) => (n / 10).toFixed(1);
-/** A 95 % Wilson interval as the prose writes it. */
-const interval = (k: number, n: number) => wilson(k, n).map((v) => (v * 100).toFixed(1)).join(', ');
 
 describe('reports/fashion-mnist-worst-case (the served 1.5.0 set)', () => {
   const results = readEnsembleResults(join(dir, 'ensemble.json'));
@@ -120,7 +110,6 @@ describe('reports/fashion-mnist-worst-case (the served 1.5.0 set)', () => {
     const a = outcome(aware, 'detector-aware', 0.05);
     const c = pairedCounts(blind.outcomes, a.outcomes);
     expect([a.robust, interval(a.robust, 1000), c.onlyA, c.onlyB, shownP(mcnemar(c.onlyA, c.onlyB))]).toEqual([747, '71.9, 77.3', 42, 40, '0.91']);
-    const robustUnderAll = (...rows: string[]) => [...rows[0]].filter((_, i) => rows.every((r) => r[i] === '1')).length;
     const defended = outcome(results, 'defended', 0.05);
     expect([robustUnderAll(blind.outcomes, a.outcomes), robustUnderAll(defended.outcomes, a.outcomes), defended.robust]).toEqual([707, 664, 667]);
     expect([interval(707, 1000), interval(664, 1000)]).toEqual(['67.8, 73.4', '63.4, 69.3']);
