@@ -36,6 +36,8 @@ export interface StageSettings {
   seed: number;
   /** stop after this many steps instead (smoke tests) */
   steps?: number;
+  /** export an exponential moving average of the weights with this decay (TrainerOptions.average); absent or 0: the last weights */
+  averageDecay?: number;
 }
 
 export interface StageRun {
@@ -65,7 +67,7 @@ export interface StageRun {
 export interface StageResult {
   graph: Graph;
   train: TrainResult;
-  /** the trained parameters and running statistics */
+  /** the trained parameters and running statistics (their average, when the stage averages weights) */
   values: ReturnType<Trainer['values']>;
   finalEval?: EvalRecord;
   resumedFrom?: number;
@@ -130,6 +132,7 @@ export async function runStage(r: StageRun): Promise<StageResult> {
     steps: total,
     schedule,
     seed: s.seed,
+    average: s.averageDecay ? { decay: s.averageDecay } : undefined,
     evalEvery: r.evalEvery ?? 0,
     checkpointEvery: checkpointPath ? r.checkpointEvery ?? Math.max(1, Math.round(perEpoch / 4)) : 0,
     checkpointPath,
@@ -156,7 +159,7 @@ export async function runStage(r: StageRun): Promise<StageResult> {
     return {
       graph: trainer.inferenceGraph(),
       train,
-      values: trainer.values(),
+      values: trainer.exportValues(),
       finalEval: train.evals.at(-1),
       resumedFrom,
       seconds: (performance.now() - t0) / 1000,

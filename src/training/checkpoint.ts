@@ -29,6 +29,8 @@ export interface Checkpoint {
   buffers: Map<string, TensorData>;
   /** free-form strings: model path, loss, anything a reader of the file should know */
   metadata: Record<string, string>;
+  /** the running average of the parameters and buffers, when the run averages weights (TrainerOptions.average) */
+  average?: Map<string, TensorData>;
 }
 
 export const CHECKPOINT_MAGIC = 'S2SCKPT\0';
@@ -36,7 +38,7 @@ export const CHECKPOINT_VERSION = 1;
 /** tensor data offsets are multiples of this, so a reader may map tensors without copying */
 const ALIGN = 64;
 
-type Group = 'param' | 'optimizer' | 'buffer';
+type Group = 'param' | 'optimizer' | 'buffer' | 'average';
 
 interface TensorEntry {
   name: string;
@@ -68,6 +70,7 @@ function entries(c: Checkpoint): Array<{ group: Group; name: string; t: TensorDa
   for (const [name, t] of c.params) out.push({ group: 'param', name, t });
   for (const [name, t] of c.optimizerState) out.push({ group: 'optimizer', name, t });
   for (const [name, t] of c.buffers) out.push({ group: 'buffer', name, t });
+  for (const [name, t] of c.average ?? []) out.push({ group: 'average', name, t });
   return out;
 }
 
@@ -215,8 +218,11 @@ export function loadCheckpoint(path: string): Checkpoint {
       throw bad(`tensor '${e.name}' (${dataTypeName(e.dataType)} [${e.dims}]) does not fit its ${e.byteLength} bytes`);
     }
     const t: TensorData = { dataType: e.dataType, dims: e.dims, data: typedArrayFromBytes(e.dataType, data.subarray(e.offset, e.offset + e.byteLength)) };
-    const target = e.group === 'param' ? c.params : e.group === 'optimizer' ? c.optimizerState : c.buffers;
-    target.set(e.name, t);
+    if (e.group === 'average') (c.average ??= new Map()).set(e.name, t);
+    else if (e.group === 'param') c.params.set(e.name, t);
+    else if (e.group === 'optimizer') c.optimizerState.set(e.name, t);
+    else if (e.group === 'buffer') c.buffers.set(e.name, t);
+    else throw bad(`tensor '${e.name}' is in an unknown group '${e.group as string}'`);
   }
   return c;
 }

@@ -70,6 +70,16 @@ export interface TrainerOptions {
   label?: string;
   onStep?: (s: StepRecord) => void;
   onEval?: (e: EvalRecord) => void;
+  /**
+   * Weight averaging: keep an exponential moving average of the parameters
+   * and running statistics, updated after every step with decay
+   * min(decay, (1 + t)/(10 + t)) at step t (so the first steps do not pin the
+   * average to the initial weights). Evaluations, the exported graph and
+   * `exportValues()` use the average; the steps themselves (and `values()`,
+   * e.g. for adversarial examples of the model being trained) use the live
+   * weights. Absent: no averaging.
+   */
+  average?: { decay: number };
 }
 
 export interface StepRecord {
@@ -137,6 +147,8 @@ export class Trainer {
   private rng: Rng;
   private epochStartRng: ReturnType<Rng['state']>;
   private checked = false;
+  /** the weight average (TrainerOptions.average), by parameter and buffer name */
+  private readonly averaged?: Map<string, Float32Array>;
   readonly checkpointPath?: string;
 
   private constructor(
@@ -164,6 +176,23 @@ export class Trainer {
       if (optimizerSession) this.grads.set(p.name, f32(p.dims));
     }
     for (const b of info.buffers) add(b.name, b.dims, start.buffers.get(b.name));
+    if (opts.average) {
+      const d = opts.average.decay;
+      if (!(d >= 0 && d < 1)) throw new UserError(`weight-average decay must be in [0, 1), got ${d}`);
+      this.averaged = new Map();
+      for (const name of this.averagedNames()) {
+        const slot = this.slots.get(name)!;
+        if (start.step === 0) {
+          this.averaged.set(name, (slot.cur.data as Float32Array).slice());
+          continue;
+        }
+        // a resumed run continues its own average, never one restarted from the resumed weights
+        const kept = start.average?.get(name);
+        if (!kept) throw new UserError(`checkpoint at step ${start.step} has no weight average for '${name}': it was written by a run that did not average weights`);
+        if (kept.dims.join() !== slot.dims.join() || kept.dataType !== DataType.FLOAT) throw new UserError(`checkpoint's weight average of '${name}' is not float32 [${slot.dims}]`);
+        this.averaged.set(name, (kept.data as Float32Array).slice());
+      }
+    }
     this.step = start.step;
     this.epoch = start.epoch;
     this.batchInEpoch = start.batchInEpoch;
@@ -279,7 +308,31 @@ export class Trainer {
     }
     for (const s of this.slots.values()) [s.cur, s.next] = [s.next, s.cur];
     this.step++;
+    this.updateAverage();
     return (this.lossOut.data as Float32Array)[0];
+  }
+
+  private averagedNames(): string[] {
+    const info = this.artifacts.info;
+    return [...info.params.map((p) => p.name), ...info.buffers.map((b) => b.name)];
+  }
+
+  /** avg ← d·avg + (1 − d)·w after step t, with d = min(decay, (1 + t)/(10 + t)) */
+  private updateAverage(): void {
+    if (!this.averaged) return;
+    const d = Math.min(this.opts.average!.decay, (1 + this.step) / (10 + this.step));
+    const e = 1 - d;
+    for (const [name, avg] of this.averaged) {
+      const w = this.slots.get(name)!.cur.data as Float32Array;
+      for (let i = 0; i < avg.length; i++) avg[i] += e * (w[i] - avg[i]);
+    }
+  }
+
+  /** The tensor an evaluation or export reads: the average when weights are averaged, else the live weights. */
+  private exported(name: string): ort.Tensor {
+    const avg = this.averaged?.get(name);
+    const s = this.slots.get(name)!;
+    return avg ? new ort.Tensor('float32', avg, s.dims) : s.cur;
   }
 
   private async runChecked(s: TrainingSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): Promise<void> {
@@ -291,7 +344,7 @@ export class Trainer {
     await s.session.run(feeds, fetches);
   }
 
-  /** Mean loss (and accuracy / PSNR where they apply) over a dataset, with the current parameters. */
+  /** Mean loss (and accuracy / PSNR where they apply) over a dataset, with the parameters training exports (the average, when weights are averaged). */
   async evaluate(ds: Dataset | undefined = this.opts.eval): Promise<EvalResult> {
     if (!ds) throw new UserError('no evaluation data');
     const info = this.artifacts.info;
@@ -307,8 +360,8 @@ export class Trainer {
       const idx = Array.from({ length: Math.min(bs, ds.size - start) }, (_, i) => start + i);
       const b = await readBatch(ds, idx);
       const feeds = this.dataFeeds(b, idx.length, ds);
-      for (const p of info.params) feeds[p.name] = this.slots.get(p.name)!.cur;
-      for (const bf of info.buffers) feeds[bf.name] = this.slots.get(bf.name)!.cur;
+      for (const p of info.params) feeds[p.name] = this.exported(p.name);
+      for (const bf of info.buffers) feeds[bf.name] = this.exported(bf.name);
       const wanted = [info.perSampleLoss, ...(hasLogits && b.labels ? [logitsName!] : [])];
       const out = await this.evalSession.run(feeds, wanted);
       const per = out[info.perSampleLoss].data as Float32Array;
@@ -425,14 +478,21 @@ export class Trainer {
     };
   }
 
-  /** Current parameters and running statistics (copies). */
+  /** Current (live) parameters and running statistics (copies): what the next step starts from. */
   values(): Map<string, TensorData> {
     const out = new Map<string, TensorData>();
-    const info = this.artifacts.info;
-    for (const name of [...info.params.map((p) => p.name), ...info.buffers.map((b) => b.name)]) {
+    for (const name of this.averagedNames()) {
       const s = this.slots.get(name)!;
       out.set(name, { dataType: DataType.FLOAT, dims: [...s.dims], data: (s.cur.data as Float32Array).slice() });
     }
+    return out;
+  }
+
+  /** What training produces (copies): the weight average when weights are averaged, else the live values. */
+  exportValues(): Map<string, TensorData> {
+    if (!this.averaged) return this.values();
+    const out = new Map<string, TensorData>();
+    for (const [name, avg] of this.averaged) out.set(name, { dataType: DataType.FLOAT, dims: [...this.slots.get(name)!.dims], data: avg.slice() });
     return out;
   }
 
@@ -452,6 +512,7 @@ export class Trainer {
       params: new Map(info.params.map((p) => [p.name, view(p.name)])),
       optimizerState: new Map(info.params.flatMap((p) => stateNames(info.optimizer, p.name).map((s) => [s, view(s)] as const))),
       buffers: new Map(info.buffers.map((b) => [b.name, view(b.name)])),
+      average: this.averaged && new Map([...this.averaged].map(([name, avg]) => [name, { dataType: DataType.FLOAT, dims: this.slots.get(name)!.dims, data: avg }] as const)),
       metadata: { ...this.artifacts.checkpoint.metadata, ...cursorMeaning(this.opts) },
     };
   }
@@ -462,9 +523,9 @@ export class Trainer {
     return path;
   }
 
-  /** The original model with the trained values, ready for inference. */
+  /** The original model with the trained values (the average, when weights are averaged), ready for inference. */
   inferenceGraph(): Graph {
-    return inferenceGraph(this.artifacts.eval, this.artifacts.info, this.values());
+    return inferenceGraph(this.artifacts.eval, this.artifacts.info, this.exportValues());
   }
 
   exportInference(path: string): Graph {

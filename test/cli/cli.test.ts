@@ -65,6 +65,8 @@ describe('s2s CLI', () => {
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-fs', '--trades-beta', '2'], "s2s: --trades-beta is for a trades recipe; 'adversarial-fs' trains with ce"],
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-trades', '--adv-ascent', 'mse'], "s2s: option '--adv-ascent <l>' argument 'mse' is invalid. Allowed choices are ce, kl. (see --help)"],
     [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--recipe', 'adversarial-f', '--adv-ascent', 'kl'], "s2s: recipe 'adversarial-f(fgsm-kl:0-0.1 vs f, 0.5)': KL ascent needs PGD (it starts from a random point; at the clean image its gradient is zero)"],
+    [['train', 's2snet', '--classifier', 'a', '--autoencoder', 'b', '--out', 'x', '--average-decay', '1'], "s2s: --average-decay must be in [0, 1), got '1'"],
+    [['train', 'classifier', '--out', '/tmp/x.onnx', '--average-decay', 'slow'], "s2s: --average-decay expects a non-negative number, got 'slow'"],
     [['info'], "s2s: missing required argument 'model' (see --help)"],
     [['nope'], "s2s: unknown command 'nope' (see --help)"],
   ])('%j is one line and exit 2', (args, line) => {

@@ -36,6 +36,7 @@ interface CommonOpts {
   batch: string;
   lr: string;
   weightDecay?: string;
+  averageDecay?: string;
   optimizer: 'adamw' | 'sgd';
   seed: string;
   checkpointDir?: string;
@@ -104,6 +105,7 @@ function withCommon(c: Command, defaults: { epochs: number; batchSize: number; l
     .option('--lr <x>', 'peak learning rate (cosine schedule, 5% linear warm-up)', String(defaults.lr))
     .option('--weight-decay <x>', 'decoupled weight decay (AdamW) or L2 (SGD)', defaults.weightDecay === undefined ? undefined : String(defaults.weightDecay))
     .addOption(new Option('--optimizer <kind>', 'update rule').choices(['adamw', 'sgd']).default('adamw'))
+    .option('--average-decay <d>', 'write an exponential moving average of the weights (decay d in [0, 1), e.g. 0.999; evaluations report it too) instead of the last step\'s weights [default: off]')
     .option('--seed <n>', 'seed of weight initialisation and shuffling', String(defaults.seed ?? 1))
     .option('--checkpoint-dir <dir>', 'keep a checkpoint here (every quarter epoch) so the run can be resumed')
     .option('--resume', 'continue from the checkpoint in --checkpoint-dir')
@@ -121,7 +123,14 @@ function settingsOf(o: CommonOpts): StageSettings {
     weightDecay: positive(o.weightDecay, '--weight-decay'),
     optimizer: o.optimizer,
     seed: int(o.seed, '--seed')!,
+    averageDecay: averageDecay(o.averageDecay),
   };
+}
+
+function averageDecay(v: string | undefined): number | undefined {
+  const d = positive(v, '--average-decay');
+  if (d !== undefined && !(d < 1)) throw new UserError(`--average-decay must be in [0, 1), got '${v}'`);
+  return d || undefined;
 }
 
 async function trainingData(o: CommonOpts, labelled: boolean, geometry: Geometry) {
@@ -196,6 +205,8 @@ export function register(program: Command): void {
       .option('--gaussian-augment <sigma>', 'train on x + N(0, σ²) (Cohen et al.’s recipe for randomized smoothing; docs/certification.md)'),
     RECIPE_DEFAULTS.classifier,
   ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string; gaussianAugment?: string }) => {
+    const settings = settingsOf(o);
+    const gaussianAugment = positive(o.gaussianAugment, '--gaussian-augment') || undefined;
     let data: Awaited<ReturnType<typeof trainingData>> | undefined;
     const model = await startingModel(o, 'classifier', async () => {
       // The class count comes from the data; opening it needs the geometry of the architecture.
@@ -206,8 +217,7 @@ export function register(program: Command): void {
       return data.src.labels!.length;
     });
     data ??= await trainingData(o, true, geometryOf(model, 'classifier'));
-    const gaussianAugment = positive(o.gaussianAugment, '--gaussian-augment') || undefined;
-    const r = await trainClassifier({ ...common(o), label: 'classifier', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings: settingsOf(o), dataTag: data.tag, gaussianAugment });
+    const r = await trainClassifier({ ...common(o), label: 'classifier', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings, dataTag: data.tag, gaussianAugment });
     finish(o.out, r.graph, r, { labels: data.src.labels });
   });
 
@@ -221,9 +231,10 @@ export function register(program: Command): void {
       .option('--channels <n>', "image channels for --arch (default: the architecture's)"),
     RECIPE_DEFAULTS.autoencoder,
   ).action(async (o: CommonOpts & { arch?: string; model?: string; size?: string; channels?: string }) => {
+    const settings = settingsOf(o);
     const model = await startingModel(o, 'autoencoder');
     const data = await trainingData(o, false, geometryOf(model, 'autoencoder'));
-    const r = await trainAutoencoder({ ...common(o), label: 'autoencoder', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings: settingsOf(o), dataTag: data.tag });
+    const r = await trainAutoencoder({ ...common(o), label: 'autoencoder', model, train: data.split.train, eval: data.split.holdout.size ? data.split.holdout : undefined, settings, dataTag: data.tag });
     finish(o.out, r.graph, r);
   });
 
@@ -258,6 +269,7 @@ export function register(program: Command): void {
     if (sigma !== undefined && !(sigma <= 1)) throw new UserError(`--noise-sigma must be in (0, 1], got ${o.noiseSigma}`);
     const beta = positive(o.tradesBeta, '--trades-beta');
     const recipe = recipeByName(o.recipe ?? `paper-${o.loss}`, { sigma, noiseKind: o.noiseKind, adversarial: adversarialOverrides(o), beta });
+    const settings = settingsOf(o);
     const classifier = loadModel(o.classifier);
     const autoencoder = loadModel(o.autoencoder);
     const data = await trainingData(o, recipe.loss === 'ce' || recipe.loss === 'trades', geometryOf(autoencoder, 'autoencoder'));
@@ -272,7 +284,7 @@ export function register(program: Command): void {
       trainEncoder: o.trainEncoder ?? false,
       train: data.split.train,
       eval: data.split.holdout.size && data.src.labels ? data.split.holdout : undefined,
-      settings: settingsOf(o),
+      settings,
       dataTag: data.tag,
     });
     if (o.defended) {
